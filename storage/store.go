@@ -1,0 +1,56 @@
+// Package storage holds caddy-dcr's records (registered clients and the
+// indexes that find them) and the Store interface the HTTP handlers use to
+// reach them. Badger is the implementation; handlers never import it.
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+)
+
+// ErrNotFound is returned when a record does not exist. It wraps
+// fs.ErrNotExist, so callers may test either with errors.Is.
+var ErrNotFound = fmt.Errorf("record not found: %w", fs.ErrNotExist)
+
+// ErrExists is returned by CreateClient when the client id is already taken.
+var ErrExists = errors.New("record already exists")
+
+// Store is the persistence contract of caddy-dcr.
+//
+// Every method takes the request's context first and gives up when it is
+// cancelled. Methods are safe for concurrent use. Reads return ErrNotFound
+// (never a nil record with a nil error) when nothing matches, so a read
+// failure is never mistaken for "no such client". Each write is atomic: it
+// is applied whole or not at all, and a conflicting concurrent write is
+// retried internally while ctx is live.
+type Store interface {
+	// CreateClient stores a new client and indexes its registration
+	// access token hash. It returns ErrExists if the id is taken.
+	CreateClient(ctx context.Context, c *Client) error
+
+	// Client returns the client with the given id.
+	Client(ctx context.Context, id string) (*Client, error)
+
+	// ClientByRegistrationToken returns the client whose registration
+	// access token hashes to hash (see HashSecret).
+	ClientByRegistrationToken(ctx context.Context, hash []byte) (*Client, error)
+
+	// UpdateClient reads the client with the given id, passes a copy to
+	// update and stores what update leaves in it, re-indexing the
+	// registration access token if its hash changed, all in one
+	// transaction. If update returns an error nothing is written and that
+	// error is returned. update may run more than once when a concurrent
+	// write conflicts, so it must not have side effects beyond the client.
+	UpdateClient(ctx context.Context, id string, update func(*Client) error) (*Client, error)
+
+	// DeleteClient removes the client and everything that hangs on it.
+	// Deleting a client that does not exist returns ErrNotFound.
+	DeleteClient(ctx context.Context, id string) error
+
+	// Clients lists up to limit clients in id order, starting after the
+	// id given as cursor ("" for the start). It returns the cursor for
+	// the next page, "" when there is none.
+	Clients(ctx context.Context, cursor string, limit int) (clients []*Client, next string, err error)
+}
