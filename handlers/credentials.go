@@ -1,0 +1,74 @@
+package handlers
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"net/http"
+	"strings"
+)
+
+// newSecret returns 256 random bits as unpadded base64url: 43 characters,
+// all of them unreserved (RFC 3986 §2.3), so the value needs no escaping in
+// a URL, a form or HTTP Basic, where client libraries disagree on escaping.
+func newSecret() string { return randomString(32) }
+
+// newClientID returns a random client identifier of 128 bits, in the same
+// unreserved alphabet as newSecret.
+func newClientID() string { return randomString(16) }
+
+func randomString(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails (it crashes the program instead)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// bearerToken extracts the token of an "Authorization: Bearer <token>"
+// header (RFC 6750 §2.1). The scheme is case-insensitive; the token must be
+// a b64token. It reports false when the header is missing, repeated, of
+// another scheme or malformed.
+func bearerToken(r *http.Request) (string, bool) {
+	values := r.Header.Values("Authorization")
+	if len(values) != 1 {
+		return "", false
+	}
+	return parseBearer(values[0])
+}
+
+// parseBearer parses the value of an Authorization header holding a bearer
+// token.
+func parseBearer(v string) (string, bool) {
+	scheme, token, ok := strings.Cut(v, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimLeft(token, " ")
+	if !isB64Token(token) {
+		return "", false
+	}
+	return token, true
+}
+
+// isB64Token reports whether s matches RFC 6750's
+// b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
+func isB64Token(s string) bool {
+	if s == "" {
+		return false
+	}
+	i := 0
+	for ; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/') {
+			break
+		}
+	}
+	if i == 0 {
+		return false
+	}
+	for ; i < len(s); i++ {
+		if s[i] != '=' {
+			return false
+		}
+	}
+	return true
+}

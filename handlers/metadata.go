@@ -1,0 +1,412 @@
+package handlers
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/caddy-dcr/caddy-dcr/storage"
+)
+
+// Grant and response types (RFC 6749, RFC 7591 §2).
+const (
+	grantAuthorizationCode = "authorization_code"
+	grantClientCredentials = "client_credentials"
+	grantRefreshToken      = "refresh_token"
+	responseCode           = "code"
+)
+
+var (
+	supportedGrantTypes    = []string{grantAuthorizationCode, grantClientCredentials, grantRefreshToken}
+	supportedResponseTypes = []string{responseCode}
+	supportedAuthMethods   = []string{storage.AuthMethodBasic, storage.AuthMethodPost, storage.AuthMethodNone}
+)
+
+// serverMembers are the registration response members that the server sets
+// (RFC 7591 §3.2.1, RFC 7592 §3). A request's values for them are not
+// metadata: they are read where the protocol says (client_id and
+// client_secret in an RFC 7592 update) and otherwise ignored, never stored
+// as extensions.
+var serverMembers = []string{
+	"client_id", "client_secret", "client_id_issued_at", "client_secret_expires_at",
+	"registration_access_token", "registration_client_uri", "software_statement",
+}
+
+// metadataRequest is a parsed registration or update request body.
+type metadataRequest struct {
+	meta storage.Metadata
+	// clientID and clientSecret are the request's client_id and
+	// client_secret members, for RFC 7592 §2.2; "" when absent.
+	clientID     string
+	clientSecret string
+	// softwareStatement is the software_statement member (RFC 7591 §2.3).
+	softwareStatement string
+}
+
+// parseMetadata decodes a registration request body (RFC 7591 §2, §3.1).
+// A JSON null or an empty string for an optional member means it was not
+// sent. It checks types only; validateMetadata applies the rules.
+func parseMetadata(body []byte) (*metadataRequest, *Error) {
+	var members map[string]json.RawMessage
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	if err := dec.Decode(&members); err != nil {
+		return nil, ErrInvalidClientMetadata.WithDescription("the body is not a JSON object")
+	}
+	if dec.More() {
+		return nil, ErrInvalidClientMetadata.WithDescription("the body holds more than one JSON value")
+	}
+	if members == nil {
+		return nil, ErrInvalidClientMetadata.WithDescription("the body is not a JSON object")
+	}
+	p := memberParser{members: members}
+	req := &metadataRequest{
+		meta: storage.Metadata{
+			RedirectURIs:            p.strings("redirect_uris"),
+			TokenEndpointAuthMethod: p.string("token_endpoint_auth_method"),
+			GrantTypes:              p.strings("grant_types"),
+			ResponseTypes:           p.strings("response_types"),
+			ClientName:              p.string("client_name"),
+			ClientURI:               p.string("client_uri"),
+			LogoURI:                 p.string("logo_uri"),
+			Scope:                   p.string("scope"),
+			Contacts:                p.strings("contacts"),
+			TOSURI:                  p.string("tos_uri"),
+			PolicyURI:               p.string("policy_uri"),
+			JWKSURI:                 p.string("jwks_uri"),
+			JWKS:                    p.object("jwks"),
+			SoftwareID:              p.string("software_id"),
+			SoftwareVersion:         p.string("software_version"),
+		},
+		clientID:          p.string("client_id"),
+		clientSecret:      p.string("client_secret"),
+		softwareStatement: p.string("software_statement"),
+	}
+	if p.err != nil {
+		return nil, p.err
+	}
+	for name, raw := range members {
+		if slices.Contains(storage.KnownMetadata, name) || slices.Contains(serverMembers, name) {
+			continue
+		}
+		if isNull(raw) {
+			continue
+		}
+		if req.meta.Extra == nil {
+			req.meta.Extra = make(map[string]json.RawMessage)
+		}
+		req.meta.Extra[name] = compactJSON(raw)
+	}
+	return req, nil
+}
+
+// memberParser reads typed members out of a decoded object, remembering the
+// first type error.
+type memberParser struct {
+	members map[string]json.RawMessage
+	err     *Error
+}
+
+func (p *memberParser) fail(name, want string) {
+	if p.err == nil {
+		p.err = ErrInvalidClientMetadata.WithDescription(fmt.Sprintf("%s must be %s", name, want))
+	}
+}
+
+func (p *memberParser) string(name string) string {
+	raw, ok := p.members[name]
+	if !ok || isNull(raw) {
+		return ""
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		p.fail(name, "a string")
+		return ""
+	}
+	return s
+}
+
+func (p *memberParser) strings(name string) []string {
+	raw, ok := p.members[name]
+	if !ok || isNull(raw) {
+		return nil
+	}
+	var list []string
+	if err := json.Unmarshal(raw, &list); err != nil {
+		p.fail(name, "an array of strings")
+		return nil
+	}
+	if list == nil {
+		list = []string{}
+	}
+	return list
+}
+
+func (p *memberParser) object(name string) json.RawMessage {
+	raw, ok := p.members[name]
+	if !ok || isNull(raw) {
+		return nil
+	}
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || raw[0] != '{' {
+		p.fail(name, "a JSON object")
+		return nil
+	}
+	return compactJSON(raw)
+}
+
+func isNull(raw json.RawMessage) bool { return string(bytes.TrimSpace(raw)) == "null" }
+
+func compactJSON(raw json.RawMessage) json.RawMessage {
+	var b bytes.Buffer
+	if err := json.Compact(&b, raw); err != nil {
+		return raw
+	}
+	return b.Bytes()
+}
+
+// metadataPolicy is what the operator allows clients to register.
+type metadataPolicy struct {
+	// scopes lists the scopes a client may register; nil allows any.
+	scopes []string
+}
+
+// validateMetadata applies the server's defaults to m and checks it against
+// RFC 7591 §2 and the operator's policy. On error m may be half-defaulted
+// and must be discarded.
+func (pol metadataPolicy) validateMetadata(m *storage.Metadata) *Error {
+	if m.TokenEndpointAuthMethod == "" {
+		m.TokenEndpointAuthMethod = storage.AuthMethodBasic
+	}
+	if !slices.Contains(supportedAuthMethods, m.TokenEndpointAuthMethod) {
+		return ErrInvalidClientMetadata.WithDescription(fmt.Sprintf(
+			"token_endpoint_auth_method %q is not supported; use one of %s",
+			m.TokenEndpointAuthMethod, strings.Join(supportedAuthMethods, ", ")))
+	}
+
+	// RFC 7591 §2: grant_types defaults to authorization_code and
+	// response_types to code. A client that names only grants without a
+	// redirect (client_credentials) gets no response types, since "code"
+	// would contradict its grants.
+	switch {
+	case m.GrantTypes == nil && m.ResponseTypes == nil:
+		m.GrantTypes = []string{grantAuthorizationCode}
+		m.ResponseTypes = []string{responseCode}
+	case m.GrantTypes == nil:
+		m.GrantTypes = []string{grantAuthorizationCode}
+	case m.ResponseTypes == nil:
+		m.ResponseTypes = []string{}
+		if slices.Contains(m.GrantTypes, grantAuthorizationCode) {
+			m.ResponseTypes = []string{responseCode}
+		}
+	}
+	m.GrantTypes = dedupe(m.GrantTypes)
+	m.ResponseTypes = dedupe(m.ResponseTypes)
+	for _, g := range m.GrantTypes {
+		if !slices.Contains(supportedGrantTypes, g) {
+			return ErrInvalidClientMetadata.WithDescription(fmt.Sprintf(
+				"grant type %q is not supported; use %s", g, strings.Join(supportedGrantTypes, ", ")))
+		}
+	}
+	for _, rt := range m.ResponseTypes {
+		if !slices.Contains(supportedResponseTypes, rt) {
+			return ErrInvalidClientMetadata.WithDescription(fmt.Sprintf("response type %q is not supported; use code", rt))
+		}
+	}
+	if len(m.GrantTypes) == 0 {
+		return ErrInvalidClientMetadata.WithDescription("grant_types must not be empty")
+	}
+	// RFC 7591 §2.1: the authorization_code grant goes with the code
+	// response type and each needs the other.
+	if slices.Contains(m.GrantTypes, grantAuthorizationCode) != slices.Contains(m.ResponseTypes, responseCode) {
+		return ErrInvalidClientMetadata.WithDescription(
+			"grant_types and response_types contradict each other: authorization_code and code go together")
+	}
+	if m.TokenEndpointAuthMethod == storage.AuthMethodNone && slices.Contains(m.GrantTypes, grantClientCredentials) {
+		return ErrInvalidClientMetadata.WithDescription(
+			"client_credentials needs a client that authenticates; token_endpoint_auth_method none cannot use it")
+	}
+
+	if m.RedirectURIs == nil {
+		m.RedirectURIs = []string{}
+	}
+	m.RedirectURIs = dedupe(m.RedirectURIs)
+	for _, u := range m.RedirectURIs {
+		if err := checkRedirectURI(u); err != nil {
+			return ErrInvalidRedirectURI.WithDescription(fmt.Sprintf("redirect URI %q: %v", u, err))
+		}
+	}
+	if slices.Contains(m.ResponseTypes, responseCode) && len(m.RedirectURIs) == 0 {
+		return ErrInvalidClientMetadata.WithDescription("redirect_uris is required for the authorization_code grant")
+	}
+
+	for _, f := range []struct{ name, value string }{
+		{"client_uri", m.ClientURI}, {"logo_uri", m.LogoURI}, {"tos_uri", m.TOSURI},
+		{"policy_uri", m.PolicyURI}, {"jwks_uri", m.JWKSURI},
+	} {
+		if f.value == "" {
+			continue
+		}
+		if err := checkWebURL(f.value); err != nil {
+			return ErrInvalidClientMetadata.WithDescription(fmt.Sprintf("%s: %v", f.name, err))
+		}
+	}
+	if m.JWKSURI != "" && m.JWKS != nil {
+		return ErrInvalidClientMetadata.WithDescription("jwks and jwks_uri must not both be present")
+	}
+	if m.JWKS != nil {
+		var set struct {
+			Keys []json.RawMessage `json:"keys"`
+		}
+		if err := json.Unmarshal(m.JWKS, &set); err != nil || set.Keys == nil {
+			return ErrInvalidClientMetadata.WithDescription(`jwks must be a JWK Set: an object with a "keys" array`)
+		}
+	}
+	for _, c := range m.Contacts {
+		if strings.TrimSpace(c) == "" {
+			return ErrInvalidClientMetadata.WithDescription("contacts must not hold empty strings")
+		}
+	}
+
+	scope, err := pol.checkScope(m.Scope)
+	if err != nil {
+		return err
+	}
+	m.Scope = scope
+	return nil
+}
+
+// checkScope validates a space-delimited scope (RFC 6749 §3.3), drops
+// duplicates and checks each scope against the operator's list. An empty
+// scope defaults to every supported scope when the operator listed them.
+func (pol metadataPolicy) checkScope(scope string) (string, *Error) {
+	tokens := dedupe(strings.Fields(scope))
+	if len(tokens) == 0 && pol.scopes != nil {
+		return strings.Join(pol.scopes, " "), nil
+	}
+	for _, t := range tokens {
+		if !isScopeToken(t) {
+			return "", ErrInvalidClientMetadata.WithDescription(fmt.Sprintf("scope %q has characters RFC 6749 §3.3 does not allow", t))
+		}
+		if pol.scopes != nil && !slices.Contains(pol.scopes, t) {
+			return "", ErrInvalidClientMetadata.WithDescription(fmt.Sprintf(
+				"scope %q is not supported; this server supports: %s", t, strings.Join(pol.scopes, " ")))
+		}
+	}
+	return strings.Join(tokens, " "), nil
+}
+
+// isScopeToken reports whether s is a scope-token of RFC 6749 §3.3:
+// 1*( %x21 / %x23-5B / %x5D-7E ).
+func isScopeToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x21 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// forbiddenSchemes can run code or read local data in the user agent.
+var forbiddenSchemes = []string{"javascript", "data", "vbscript", "file", "blob", "about"}
+
+// checkRedirectURI applies RFC 6749 §3.1.2 and RFC 8252: an absolute URI
+// with no fragment; https for web clients; plain http only to a loopback
+// host (RFC 8252 §7.3, any port); private-use schemes for native apps
+// (RFC 8252 §7.1), except schemes that execute in the browser.
+func checkRedirectURI(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("not a URI")
+	}
+	if !u.IsAbs() {
+		return fmt.Errorf("not an absolute URI")
+	}
+	if strings.Contains(raw, "#") {
+		return fmt.Errorf("must not have a fragment")
+	}
+	scheme := strings.ToLower(u.Scheme)
+	if slices.Contains(forbiddenSchemes, scheme) {
+		return fmt.Errorf("the %s scheme is not allowed", scheme)
+	}
+	switch scheme {
+	case "https":
+		if u.Host == "" || u.Hostname() == "" {
+			return fmt.Errorf("has no host")
+		}
+	case "http":
+		if !isLoopbackHost(u.Hostname()) {
+			return fmt.Errorf("plain http is allowed only for a loopback host (127.0.0.1, [::1] or localhost)")
+		}
+	default:
+		if u.Opaque == "" && u.Path == "" && u.Host == "" {
+			return fmt.Errorf("is only a scheme")
+		}
+	}
+	if u.User != nil {
+		return fmt.Errorf("must not carry credentials")
+	}
+	return nil
+}
+
+// isLoopbackHost reports whether host names this machine's loopback
+// interface: localhost or a loopback IP literal.
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// checkWebURL checks a metadata URL: absolute http or https with a host.
+func checkWebURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || !u.IsAbs() || u.Host == "" {
+		return fmt.Errorf("%q is not an absolute URL", raw)
+	}
+	if s := strings.ToLower(u.Scheme); s != "https" && s != "http" {
+		return fmt.Errorf("%q is not an http or https URL", raw)
+	}
+	if u.User != nil {
+		return fmt.Errorf("%q must not carry credentials", raw)
+	}
+	return nil
+}
+
+// checkSoftwareStatement answers RFC 7591 §2.3. This server trusts no
+// software statement issuer, so a well-formed statement is unapproved and a
+// malformed one invalid.
+func checkSoftwareStatement(stmt string) *Error {
+	parts := strings.Split(stmt, ".")
+	if len(parts) != 3 {
+		return ErrInvalidSoftwareStatement.WithDescription("software_statement is not a JWT")
+	}
+	for _, p := range parts[:2] {
+		b, err := base64.RawURLEncoding.DecodeString(p)
+		if err != nil || !json.Valid(b) {
+			return ErrInvalidSoftwareStatement.WithDescription("software_statement is not a JWT")
+		}
+	}
+	return ErrUnapprovedSoftwareStatement.WithDescription("this server accepts no software statements")
+}
+
+// dedupe returns s without repeated values, keeping the first of each.
+func dedupe(s []string) []string {
+	out := s[:0:0]
+	for _, v := range s {
+		if !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	return out
+}

@@ -1,0 +1,98 @@
+package handlers
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+)
+
+// Error is an OAuth error response: the code and description of RFC 6749
+// §5.2 (and of the RFCs that add codes), with the HTTP status it is sent with.
+type Error struct {
+	Code        string `json:"error"`
+	Description string `json:"error_description,omitempty"`
+	Status      int    `json:"-"`
+}
+
+// Error values by code. Use WithDescription to say what went wrong; the
+// package values themselves never change.
+var (
+	// RFC 6749 §5.2.
+	ErrInvalidRequest       = &Error{Code: "invalid_request", Status: http.StatusBadRequest}
+	ErrInvalidClient        = &Error{Code: "invalid_client", Status: http.StatusUnauthorized}
+	ErrInvalidGrant         = &Error{Code: "invalid_grant", Status: http.StatusBadRequest}
+	ErrUnauthorizedClient   = &Error{Code: "unauthorized_client", Status: http.StatusBadRequest}
+	ErrUnsupportedGrantType = &Error{Code: "unsupported_grant_type", Status: http.StatusBadRequest}
+	ErrInvalidScope         = &Error{Code: "invalid_scope", Status: http.StatusBadRequest}
+	ErrServerError          = &Error{Code: "server_error", Status: http.StatusInternalServerError}
+
+	// RFC 6750 §3.1.
+	ErrInvalidToken      = &Error{Code: "invalid_token", Status: http.StatusUnauthorized}
+	ErrInsufficientScope = &Error{Code: "insufficient_scope", Status: http.StatusForbidden}
+
+	// RFC 7591 §3.2.2.
+	ErrInvalidRedirectURI          = &Error{Code: "invalid_redirect_uri", Status: http.StatusBadRequest}
+	ErrInvalidClientMetadata       = &Error{Code: "invalid_client_metadata", Status: http.StatusBadRequest}
+	ErrInvalidSoftwareStatement    = &Error{Code: "invalid_software_statement", Status: http.StatusBadRequest}
+	ErrUnapprovedSoftwareStatement = &Error{Code: "unapproved_software_statement", Status: http.StatusBadRequest}
+)
+
+// WithDescription returns a copy of e with the given description.
+func (e *Error) WithDescription(desc string) *Error {
+	c := *e
+	c.Description = desc
+	return &c
+}
+
+// WithStatus returns a copy of e sent with another HTTP status.
+func (e *Error) WithStatus(status int) *Error {
+	c := *e
+	c.Status = status
+	return &c
+}
+
+func (e *Error) Error() string {
+	if e.Description == "" {
+		return e.Code
+	}
+	return e.Code + ": " + e.Description
+}
+
+// Is reports whether target is an *Error with the same code.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.Code == e.Code
+}
+
+// writeJSON sends v as JSON with the headers that every OAuth response
+// carries: RFC 6749 §5.1 forbids caching token responses, and RFC 7591
+// §3.2.1 and RFC 7592 §3 ask the same of registration responses.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		// Every value passed here is made of strings, numbers and raw
+		// JSON already validated; report a failure as one, never as text.
+		status = http.StatusInternalServerError
+		b = []byte(`{"error":"server_error"}`)
+	}
+	writeJSONBytes(w, status, b)
+}
+
+func writeJSONBytes(w http.ResponseWriter, status int, b []byte) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+// writeError sends an OAuth error. An error that is not an *Error is
+// reported to the client as server_error only; the caller logs it.
+func writeError(w http.ResponseWriter, err error) {
+	var oe *Error
+	if !errors.As(err, &oe) {
+		oe = ErrServerError
+	}
+	writeJSON(w, oe.Status, oe)
+}

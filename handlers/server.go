@@ -1,0 +1,213 @@
+// Package handlers implements caddy-dcr's HTTP side: the OAuth endpoints
+// (registration, client configuration) and the seam where every other
+// request is passed to the token gate.
+package handlers
+
+import (
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/caddy-dcr/caddy-dcr/storage"
+)
+
+// DefaultMaxBodyBytes bounds request bodies when Config.MaxBodyBytes is 0.
+const DefaultMaxBodyBytes = 64 << 10
+
+// Config is a Server's resolved configuration; the Caddy module fills it in
+// from its own fields and defaults.
+type Config struct {
+	// Issuer is the issuer identifier URL. Empty: scheme://host of each
+	// request.
+	Issuer string
+	// RegistrationPath is the path of the RFC 7591 registration endpoint;
+	// each client's configuration endpoint is below it.
+	RegistrationPath string
+	// InitialAccessTokens gate registration when not empty: a request must
+	// carry one of them as a Bearer token.
+	InitialAccessTokens []string
+	// ScopesSupported lists the scopes a client may register; nil: any.
+	ScopesSupported []string
+	// ClientSecretTTL is how long a client secret lasts; 0: forever.
+	ClientSecretTTL time.Duration
+	// MaxBodyBytes bounds request bodies; 0: DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// Logger receives the handlers' logs. Default: no-op.
+	Logger *zap.Logger
+	// Now is the clock. Default: time.Now.
+	Now func() time.Time
+}
+
+// Server serves caddy-dcr's endpoints. It is safe for concurrent use and
+// read-only after New.
+type Server struct {
+	store     storage.Store
+	cfg       Config
+	origin    string   // scheme://host from cfg.Issuer, or "" to derive it
+	iatHashes [][]byte // hashes of cfg.InitialAccessTokens
+	policy    metadataPolicy
+	log       *zap.Logger
+	now       func() time.Time
+}
+
+// New returns a Server over store. It checks cfg and fills its defaults.
+func New(store storage.Store, cfg Config) (*Server, error) {
+	if store == nil {
+		return nil, errors.New("no store")
+	}
+	if cfg.RegistrationPath == "" || cfg.RegistrationPath[0] != '/' {
+		return nil, fmt.Errorf("registration path %q must start with /", cfg.RegistrationPath)
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	s := &Server{
+		store:  store,
+		cfg:    cfg,
+		policy: metadataPolicy{scopes: cfg.ScopesSupported},
+		log:    cfg.Logger,
+		now:    cfg.Now,
+	}
+	if cfg.Issuer != "" {
+		u, err := url.Parse(cfg.Issuer)
+		if err != nil || u.Scheme == "" || u.Host == "" {
+			return nil, fmt.Errorf("issuer %q is not an absolute URL", cfg.Issuer)
+		}
+		s.origin = u.Scheme + "://" + u.Host
+	}
+	for _, t := range cfg.InitialAccessTokens {
+		if t == "" {
+			return nil, errors.New("an initial access token is empty")
+		}
+		s.iatHashes = append(s.iatHashes, storage.HashSecret(t))
+	}
+	return s, nil
+}
+
+// ServeHTTP answers the request if its path is one of the endpoints, and
+// otherwise hands it to next. That hand-off is where the token gate goes.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	p := r.URL.Path
+	reg := s.cfg.RegistrationPath
+	switch {
+	case p == reg:
+		s.serveRegister(w, r)
+		return nil
+	case strings.HasPrefix(p, reg+"/"):
+		id, action, _ := strings.Cut(p[len(reg)+1:], "/")
+		switch action {
+		case "":
+			s.serveClientConfiguration(w, r, id)
+		case "rotate_secret":
+			s.serveRotateSecret(w, r, id)
+		default:
+			writeJSON(w, http.StatusNotFound, ErrInvalidRequest.WithDescription("no such endpoint"))
+		}
+		return nil
+	}
+	return next.ServeHTTP(w, r)
+}
+
+// baseURL is scheme://host for the endpoint URLs the server hands out: the
+// configured issuer's, or else the request's own.
+func (s *Server) baseURL(r *http.Request) string {
+	if s.origin != "" {
+		return s.origin
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
+}
+
+// allowMethods answers a CORS preflight or a request with a method not in
+// allowed, and reports whether the request should go on. Registration and
+// configuration are authenticated by bearer tokens, never cookies, so any
+// origin may call them; browser-based MCP clients do.
+func allowMethods(w http.ResponseWriter, r *http.Request, allowed ...string) bool {
+	list := strings.Join(allowed, ", ")
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", "*")
+	if r.Method == http.MethodOptions {
+		h.Set("Allow", list+", OPTIONS")
+		h.Set("Access-Control-Allow-Methods", list)
+		h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
+		h.Set("Access-Control-Max-Age", "600")
+		w.WriteHeader(http.StatusNoContent)
+		return false
+	}
+	for _, m := range allowed {
+		if r.Method == m {
+			return true
+		}
+	}
+	h.Set("Allow", list+", OPTIONS")
+	writeJSON(w, http.StatusMethodNotAllowed, ErrInvalidRequest.WithDescription(
+		fmt.Sprintf("method %s is not allowed here; use %s", r.Method, list)))
+	return false
+}
+
+// readJSONBody reads a bounded JSON request body. RFC 7591 §3.1 requires
+// application/json; parameters such as charset are allowed.
+func (s *Server) readJSONBody(w http.ResponseWriter, r *http.Request) ([]byte, *Error) {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/json" {
+		return nil, ErrInvalidClientMetadata.WithDescription("Content-Type must be application/json")
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return nil, ErrInvalidRequest.WithStatus(http.StatusRequestEntityTooLarge).WithDescription(
+				fmt.Sprintf("the body is larger than %d bytes", s.cfg.MaxBodyBytes))
+		}
+		return nil, ErrInvalidRequest.WithDescription("reading the body failed")
+	}
+	return body, nil
+}
+
+// internalError logs err and answers server_error. The log names the
+// operation and the client, never a secret.
+func (s *Server) internalError(w http.ResponseWriter, op, clientID string, err error) {
+	s.log.Error(op+" failed", zap.String("client_id", clientID), zap.Error(err))
+	writeError(w, ErrServerError)
+}
+
+// challenge sends 401 invalid_token with the RFC 6750 §3 challenge, for
+// endpoints authenticated by a bearer token (initial access tokens, RFC 7592
+// registration access tokens).
+func challenge(w http.ResponseWriter, desc string) {
+	w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+	writeJSON(w, http.StatusUnauthorized, ErrInvalidToken.WithDescription(desc))
+}
+
+// initialAccessGranted reports whether the request may register: either
+// registration is open, or it carries one of the initial access tokens.
+// Every configured token is compared, in constant time, whatever matches.
+func (s *Server) initialAccessGranted(r *http.Request) bool {
+	if len(s.iatHashes) == 0 {
+		return true
+	}
+	token, ok := bearerToken(r)
+	got := storage.HashSecret(token)
+	match := 0
+	for _, want := range s.iatHashes {
+		match |= subtle.ConstantTimeCompare(got, want)
+	}
+	return ok && match == 1
+}
