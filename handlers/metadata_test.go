@@ -1,0 +1,163 @@
+package handlers
+
+import (
+	"errors"
+	"slices"
+	"testing"
+)
+
+func TestValidateMetadata(t *testing.T) {
+	cases := []struct {
+		name   string
+		body   string
+		scopes []string
+		want   *Error // nil: valid
+		check  func(t *testing.T, r *metadataRequest)
+	}{
+		{name: "empty object gets defaults, then needs a redirect", body: `{}`, want: ErrInvalidClientMetadata},
+		{name: "minimal web client", body: `{"redirect_uris":["https://app.example/cb"]}`,
+			check: func(t *testing.T, r *metadataRequest) {
+				m := r.meta
+				if m.TokenEndpointAuthMethod != "client_secret_basic" || !slices.Equal(m.GrantTypes, []string{"authorization_code"}) ||
+					!slices.Equal(m.ResponseTypes, []string{"code"}) {
+					t.Fatalf("defaults: %+v", m)
+				}
+			}},
+		{name: "client_credentials only gets no response types", body: `{"grant_types":["client_credentials"]}`,
+			check: func(t *testing.T, r *metadataRequest) {
+				if r.meta.ResponseTypes == nil || len(r.meta.ResponseTypes) != 0 || r.meta.RedirectURIs == nil {
+					t.Fatalf("got %+v", r.meta)
+				}
+			}},
+		{name: "nulls and empty strings mean not sent",
+			body: `{"redirect_uris":null,"response_types":null,"client_name":"","grant_types":["client_credentials"],"logo_uri":null,"jwks":null}`,
+			check: func(t *testing.T, r *metadataRequest) {
+				if r.meta.ClientName != "" || r.meta.LogoURI != "" || r.meta.JWKS != nil {
+					t.Fatalf("got %+v", r.meta)
+				}
+			}},
+		{name: "extension fields kept", body: `{"grant_types":["client_credentials"],"x_team":{"id":7},"client_name#fr":"Appli"}`,
+			check: func(t *testing.T, r *metadataRequest) {
+				if string(r.meta.Extra["x_team"]) != `{"id":7}` || string(r.meta.Extra["client_name#fr"]) != `"Appli"` {
+					t.Fatalf("extras: %v", r.meta.Extra)
+				}
+			}},
+		{name: "server members are not extensions",
+			body: `{"grant_types":["client_credentials"],"client_id":"mine","registration_access_token":"x","client_id_issued_at":1}`,
+			check: func(t *testing.T, r *metadataRequest) {
+				if len(r.meta.Extra) != 0 || r.clientID != "mine" {
+					t.Fatalf("extras %v, client_id %q", r.meta.Extra, r.clientID)
+				}
+			}},
+		{name: "public native client", body: `{"token_endpoint_auth_method":"none","redirect_uris":["com.example.app:/oauth2redirect","http://127.0.0.1:49152/cb","http://[::1]/cb","http://localhost:3000/cb"]}`},
+		{name: "duplicate values collapse", body: `{"grant_types":["client_credentials","client_credentials"],"scope":"a a b"}`,
+			check: func(t *testing.T, r *metadataRequest) {
+				if len(r.meta.GrantTypes) != 1 || r.meta.Scope != "a b" {
+					t.Fatalf("got %+v", r.meta)
+				}
+			}},
+		{name: "all URL fields", body: `{"redirect_uris":["https://a.example/cb"],"client_uri":"https://a.example","logo_uri":"https://a.example/l.png","tos_uri":"https://a.example/tos","policy_uri":"http://a.example/p","jwks_uri":"https://a.example/jwks","contacts":["ops@a.example"],"software_id":"x","software_version":"1.0"}`},
+		{name: "jwks object", body: `{"grant_types":["client_credentials"],"jwks":{"keys":[{"kty":"OKP"}]}}`},
+
+		{name: "malformed JSON", body: `{"redirect_uris":`, want: ErrInvalidClientMetadata},
+		{name: "not an object", body: `["https://a.example/cb"]`, want: ErrInvalidClientMetadata},
+		{name: "top-level null", body: `null`, want: ErrInvalidClientMetadata},
+		{name: "trailing value", body: `{} {}`, want: ErrInvalidClientMetadata},
+		{name: "redirect_uris not an array", body: `{"redirect_uris":"https://a.example/cb"}`, want: ErrInvalidClientMetadata},
+		{name: "redirect_uris of numbers", body: `{"redirect_uris":[1]}`, want: ErrInvalidClientMetadata},
+		{name: "client_name a number", body: `{"grant_types":["client_credentials"],"client_name":5}`, want: ErrInvalidClientMetadata},
+		{name: "jwks a string", body: `{"grant_types":["client_credentials"],"jwks":"x"}`, want: ErrInvalidClientMetadata},
+		{name: "jwks without keys", body: `{"grant_types":["client_credentials"],"jwks":{}}`, want: ErrInvalidClientMetadata},
+		{name: "jwks and jwks_uri", body: `{"grant_types":["client_credentials"],"jwks":{"keys":[]},"jwks_uri":"https://a.example/j"}`, want: ErrInvalidClientMetadata},
+		{name: "unknown auth method", body: `{"grant_types":["client_credentials"],"token_endpoint_auth_method":"private_key_jwt"}`, want: ErrInvalidClientMetadata},
+		{name: "unknown grant", body: `{"grant_types":["implicit"],"response_types":["token"]}`, want: ErrInvalidClientMetadata},
+		{name: "unknown response type", body: `{"redirect_uris":["https://a.example/cb"],"response_types":["code","token"]}`, want: ErrInvalidClientMetadata},
+		{name: "code without authorization_code", body: `{"redirect_uris":["https://a.example/cb"],"grant_types":["client_credentials"],"response_types":["code"]}`, want: ErrInvalidClientMetadata},
+		{name: "authorization_code without code", body: `{"redirect_uris":["https://a.example/cb"],"grant_types":["authorization_code"],"response_types":[]}`, want: ErrInvalidClientMetadata},
+		{name: "empty grant types", body: `{"grant_types":[],"response_types":[]}`, want: ErrInvalidClientMetadata},
+		{name: "authorization_code without redirect", body: `{"grant_types":["authorization_code"]}`, want: ErrInvalidClientMetadata},
+		{name: "public client_credentials", body: `{"grant_types":["client_credentials"],"token_endpoint_auth_method":"none"}`, want: ErrInvalidClientMetadata},
+		{name: "client_uri not http", body: `{"grant_types":["client_credentials"],"client_uri":"ftp://a.example"}`, want: ErrInvalidClientMetadata},
+		{name: "logo_uri relative", body: `{"grant_types":["client_credentials"],"logo_uri":"/logo.png"}`, want: ErrInvalidClientMetadata},
+		{name: "javascript tos_uri", body: `{"grant_types":["client_credentials"],"tos_uri":"javascript:alert(1)"}`, want: ErrInvalidClientMetadata},
+		{name: "empty contact", body: `{"grant_types":["client_credentials"],"contacts":[" "]}`, want: ErrInvalidClientMetadata},
+		{name: "scope with a quote", body: `{"grant_types":["client_credentials"],"scope":"a\"b"}`, want: ErrInvalidClientMetadata},
+
+		{name: "relative redirect", body: `{"redirect_uris":["/cb"]}`, want: ErrInvalidRedirectURI},
+		{name: "redirect with fragment", body: `{"redirect_uris":["https://a.example/cb#x"]}`, want: ErrInvalidRedirectURI},
+		{name: "redirect with empty fragment", body: `{"redirect_uris":["https://a.example/cb#"]}`, want: ErrInvalidRedirectURI},
+		{name: "javascript redirect", body: `{"redirect_uris":["javascript:alert(1)"]}`, want: ErrInvalidRedirectURI},
+		{name: "data redirect", body: `{"redirect_uris":["data:text/html,hi"]}`, want: ErrInvalidRedirectURI},
+		{name: "plain http to a remote host", body: `{"redirect_uris":["http://a.example/cb"]}`, want: ErrInvalidRedirectURI},
+		{name: "plain http to a private address", body: `{"redirect_uris":["http://10.0.0.1/cb"]}`, want: ErrInvalidRedirectURI},
+		{name: "https without host", body: `{"redirect_uris":["https:///cb"]}`, want: ErrInvalidRedirectURI},
+		{name: "credentials in redirect", body: `{"redirect_uris":["https://u:p@a.example/cb"]}`, want: ErrInvalidRedirectURI},
+		{name: "one bad redirect among good", body: `{"redirect_uris":["https://a.example/cb","http://evil.example/cb"]}`, want: ErrInvalidRedirectURI},
+
+		{name: "scope within the supported list", scopes: []string{"read", "write"}, body: `{"grant_types":["client_credentials"],"scope":"read"}`},
+		{name: "no scope gets every supported scope", scopes: []string{"read", "write"}, body: `{"grant_types":["client_credentials"]}`,
+			check: func(t *testing.T, r *metadataRequest) {
+				if r.meta.Scope != "read write" {
+					t.Fatalf("scope %q", r.meta.Scope)
+				}
+			}},
+		{name: "scope outside the supported list", scopes: []string{"read"}, body: `{"grant_types":["client_credentials"],"scope":"read admin"}`, want: ErrInvalidClientMetadata},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			req, err := parseMetadata([]byte(tc.body))
+			if err == nil {
+				err = metadataPolicy{scopes: tc.scopes}.validateMetadata(&req.meta)
+			}
+			if tc.want == nil {
+				if err != nil {
+					t.Fatalf("unexpected error: %v", err)
+				}
+				if tc.check != nil {
+					tc.check(t, req)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("accepted; want %s", tc.want.Code)
+			}
+			if !errors.Is(err, tc.want) || err.Description == "" {
+				t.Fatalf("got %v; want %s with a description", err, tc.want.Code)
+			}
+		})
+	}
+}
+
+func TestSoftwareStatement(t *testing.T) {
+	if err := checkSoftwareStatement("not-a-jwt"); !errors.Is(err, ErrInvalidSoftwareStatement) {
+		t.Fatalf("malformed: %v", err)
+	}
+	// {"alg":"none"} . {"software_id":"x"} . (empty signature)
+	jwt := "eyJhbGciOiJub25lIn0.eyJzb2Z0d2FyZV9pZCI6IngifQ."
+	if err := checkSoftwareStatement(jwt); !errors.Is(err, ErrUnapprovedSoftwareStatement) {
+		t.Fatalf("well-formed: %v", err)
+	}
+}
+
+func TestParseBearer(t *testing.T) {
+	cases := map[string]string{
+		"Bearer abc":         "abc",
+		"bearer abc":         "abc",
+		"BEARER  a.b-c_d~+/=": "a.b-c_d~+/=",
+		"Bearer abc==":       "abc==",
+		"Bearer ":            "",
+		"Bearer":             "",
+		"Basic abc":          "",
+		"Bearer a b":         "",
+		"Bearer =abc":        "",
+		"Bearer ab=c":        "",
+		"Bearer \tabc":       "",
+		"":                   "",
+	}
+	for in, want := range cases {
+		got, ok := parseBearer(in)
+		if got != want || ok != (want != "") {
+			t.Errorf("parseBearer(%q) = %q, %v; want %q", in, got, ok, want)
+		}
+	}
+}
