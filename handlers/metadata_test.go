@@ -141,18 +141,18 @@ func TestSoftwareStatement(t *testing.T) {
 
 func TestParseBearer(t *testing.T) {
 	cases := map[string]string{
-		"Bearer abc":         "abc",
-		"bearer abc":         "abc",
+		"Bearer abc":          "abc",
+		"bearer abc":          "abc",
 		"BEARER  a.b-c_d~+/=": "a.b-c_d~+/=",
-		"Bearer abc==":       "abc==",
-		"Bearer ":            "",
-		"Bearer":             "",
-		"Basic abc":          "",
-		"Bearer a b":         "",
-		"Bearer =abc":        "",
-		"Bearer ab=c":        "",
-		"Bearer \tabc":       "",
-		"":                   "",
+		"Bearer abc==":        "abc==",
+		"Bearer ":             "",
+		"Bearer":              "",
+		"Basic abc":           "",
+		"Bearer a b":          "",
+		"Bearer =abc":         "",
+		"Bearer ab=c":         "",
+		"Bearer \tabc":        "",
+		"":                    "",
 	}
 	for in, want := range cases {
 		got, ok := parseBearer(in)
