@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 	"go.uber.org/zap"
 )
 
@@ -58,9 +59,15 @@ var _ Store = (*Badger)(nil)
 
 // OpenBadger opens (creating if needed) the Badger database in dir. The
 // directory is created with mode 0700: it holds signing keys and secret
-// hashes that only Caddy's user may read. Options are sized for a store of
-// small records: about 32 MiB of memory budget instead of Badger's default of
-// several hundred, and 16 MiB value-log files instead of 1 GiB.
+// hashes that only Caddy's user may read.
+//
+// Badger's defaults are sized for large databases (64 MiB memtables, 256
+// MiB block cache, 1 GiB value-log files). Records here are a few hundred
+// bytes, so memtables are 4 MiB, tables 1 MiB, values stay in the LSM tree
+// (the value threshold is 64 KiB), and tables are stored uncompressed: the
+// compressors' and decompressors' buffers and the block cache that
+// compression requires cost more memory than the mmapped tables they save
+// (measured with bench/run; see the README).
 func OpenBadger(dir string, opts Options) (*Badger, error) {
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
@@ -74,15 +81,16 @@ func OpenBadger(dir string, opts Options) (*Badger, error) {
 		WithInMemory(opts.InMemory).
 		WithMetricsEnabled(false).
 		WithNumGoroutines(2).
-		WithMemTableSize(8 << 20).
+		WithMemTableSize(4 << 20).
 		WithNumMemtables(2).
 		WithNumLevelZeroTables(2).
 		WithNumLevelZeroTablesStall(8).
-		WithBaseTableSize(2 << 20).
-		WithBaseLevelSize(8 << 20).
+		WithBaseTableSize(1 << 20).
+		WithBaseLevelSize(4 << 20).
 		WithNumCompactors(2).
-		WithBlockCacheSize(8 << 20).
-		WithIndexCacheSize(4 << 20).
+		WithCompression(options.None).
+		WithBlockCacheSize(0).
+		WithValueThreshold(64 << 10).
 		WithValueLogFileSize(16 << 20).
 		WithCompactL0OnClose(true)
 	if opts.InMemory {
