@@ -34,9 +34,22 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    scopes_supported <scope...>
 //	    client_secret_ttl <duration>
 //	    max_body_size <size>
+//	    token_path <path>
+//	    introspection_path <path>
+//	    revocation_path <path>
+//	    jwks_path <path>
+//	    access_token_ttl <duration>
+//	    refresh_token_ttl <duration>
+//	    key_rotation <duration>
+//	    resource <url>
+//	    require_scope <scope...>
+//	    subject_header <name>|off
+//	    client_id_header <name>|off
+//	    scope_header <name>|off
+//	    strip_authorization
 //	}
 //
-// initial_access_token and scopes_supported may be repeated; their values
+// initial_access_token, scopes_supported and require_scope may be repeated; their values
 // add up. Every other subdirective may appear once.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the directive name
@@ -54,21 +67,41 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := singleString(d, &h.Storage); err != nil {
 				return err
 			}
-		case "registration_path":
-			if err := singleString(d, &h.RegistrationPath); err != nil {
+		case "registration_path", "token_path", "introspection_path", "revocation_path", "jwks_path":
+			dst := map[string]*string{
+				"registration_path": &h.RegistrationPath, "token_path": &h.TokenPath,
+				"introspection_path": &h.IntrospectionPath, "revocation_path": &h.RevocationPath, "jwks_path": &h.JWKSPath,
+			}[name]
+			if err := singleString(d, dst); err != nil {
 				return err
 			}
-			if err := checkEndpointPath(name, h.RegistrationPath); err != nil {
+			if err := checkEndpointPath(name, *dst); err != nil {
 				return d.Err(err.Error())
 			}
-		case "sync_writes":
+		case "resource":
+			if err := singleString(d, &h.Resource); err != nil {
+				return err
+			}
+		case "subject_header", "client_id_header", "scope_header":
+			dst := map[string]*string{"subject_header": &h.SubjectHeader, "client_id_header": &h.ClientIDHeader, "scope_header": &h.ScopeHeader}[name]
+			if err := singleString(d, dst); err != nil {
+				return err
+			}
+		case "sync_writes", "strip_authorization":
+			dst := map[string]*bool{"sync_writes": &h.SyncWrites, "strip_authorization": &h.StripAuthorization}[name]
 			if d.NextArg() {
 				return d.ArgErr()
 			}
-			if h.SyncWrites {
+			if *dst {
 				return d.Errf("%s already specified", name)
 			}
-			h.SyncWrites = true
+			*dst = true
+		case "require_scope":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.ArgErr()
+			}
+			h.RequireScope = append(h.RequireScope, args...)
 		case "initial_access_token":
 			args := d.RemainingArgs()
 			if len(args) == 0 {
@@ -81,12 +114,16 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			h.ScopesSupported = append(h.ScopesSupported, args...)
-		case "client_secret_ttl":
+		case "client_secret_ttl", "access_token_ttl", "refresh_token_ttl", "key_rotation":
+			dst := map[string]*caddy.Duration{
+				"client_secret_ttl": &h.ClientSecretTTL, "access_token_ttl": &h.AccessTokenTTL,
+				"refresh_token_ttl": &h.RefreshTokenTTL, "key_rotation": &h.KeyRotation,
+			}[name]
 			var v string
 			if err := singleString(d, &v); err != nil {
 				return err
 			}
-			if h.ClientSecretTTL != 0 {
+			if *dst != 0 {
 				return d.Errf("%s already specified", name)
 			}
 			dur, err := caddy.ParseDuration(v)
@@ -96,7 +133,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if dur < 0 {
 				return d.Errf("%s must not be negative", name)
 			}
-			h.ClientSecretTTL = caddy.Duration(dur)
+			if dur == 0 && name != "client_secret_ttl" {
+				return d.Errf("%s must be positive", name)
+			}
+			*dst = caddy.Duration(dur)
 		case "max_body_size":
 			var v string
 			if err := singleString(d, &v); err != nil {

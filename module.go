@@ -1,7 +1,8 @@
 // Package caddydcr is a Caddy HTTP handler that makes Caddy the OAuth 2.0
 // authorization server for the backends behind it: dynamic client
-// registration (RFC 7591, RFC 7592) with clients kept in an embedded Badger
-// database.
+// registration (RFC 7591, RFC 7592), a token endpoint issuing signed JWTs,
+// introspection, revocation, discovery, and a token gate in front of the
+// upstream, with everything kept in an embedded Badger database.
 package caddydcr
 
 import (
@@ -26,7 +27,8 @@ func init() {
 }
 
 // Handler is the dcr HTTP handler. It serves the OAuth endpoints at their
-// paths and passes every other request on to the next handler.
+// paths, and lets every other request through to the next handler only
+// with a valid access token.
 type Handler struct {
 	// Issuer is the authorization server's issuer identifier, an absolute
 	// URL; endpoint URLs are built on its scheme and host. Placeholders
@@ -66,6 +68,41 @@ type Handler struct {
 	// MaxBodySize bounds request bodies, in bytes. Default: 65536.
 	MaxBodySize int64 `json:"max_body_size,omitempty"`
 
+	// TokenPath is the token endpoint. Default: /oauth/token.
+	TokenPath string `json:"token_path,omitempty"`
+	// IntrospectionPath is the RFC 7662 endpoint. Default: /oauth/introspect.
+	IntrospectionPath string `json:"introspection_path,omitempty"`
+	// RevocationPath is the RFC 7009 endpoint. Default: /oauth/revoke.
+	RevocationPath string `json:"revocation_path,omitempty"`
+	// JWKSPath publishes the token signing keys. Default: /oauth/jwks.
+	JWKSPath string `json:"jwks_path,omitempty"`
+
+	// AccessTokenTTL is the lifetime of access tokens. Default: 1h.
+	AccessTokenTTL caddy.Duration `json:"access_token_ttl,omitempty"`
+	// RefreshTokenTTL is the lifetime of refresh tokens. Default: 30 days.
+	RefreshTokenTTL caddy.Duration `json:"refresh_token_ttl,omitempty"`
+	// KeyRotation is how long a signing key signs before a new one takes
+	// over; the old one keeps verifying until its tokens expired.
+	// Default: 30 days.
+	KeyRotation caddy.Duration `json:"key_rotation,omitempty"`
+
+	// Resource is this gate's resource identifier (RFC 8707, RFC 9728):
+	// tokens must be for it or a URL below it. Default: the origin of
+	// each request.
+	Resource string `json:"resource,omitempty"`
+	// RequireScope lists scopes a token must all carry to pass this gate.
+	RequireScope []string `json:"require_scope,omitempty"`
+	// SubjectHeader, ClientIDHeader and ScopeHeader name the request
+	// headers that tell the upstream who called; any copy the caller sent
+	// is removed first. "off" sends none. Defaults: X-Auth-Subject,
+	// X-Auth-Client-Id, X-Auth-Scope.
+	SubjectHeader  string `json:"subject_header,omitempty"`
+	ClientIDHeader string `json:"client_id_header,omitempty"`
+	ScopeHeader    string `json:"scope_header,omitempty"`
+	// StripAuthorization removes the Authorization header before the
+	// request goes upstream. Default: false (the upstream sees the token).
+	StripAuthorization bool `json:"strip_authorization,omitempty"`
+
 	server   *handlers.Server
 	storeKey string // the pool key once Provision holds the database
 	logger   *zap.Logger
@@ -86,6 +123,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 
 	repl := caddy.NewReplacer()
 	h.Issuer = repl.ReplaceKnown(h.Issuer, "")
+	h.Resource = repl.ReplaceKnown(h.Resource, "")
 	h.Storage = repl.ReplaceKnown(h.Storage, "")
 	for i, t := range h.InitialAccessTokens {
 		resolved := repl.ReplaceKnown(t, "")
@@ -98,8 +136,25 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.Storage == "" {
 		h.Storage = filepath.Join(caddy.AppDataDir(), "dcr")
 	}
-	if h.RegistrationPath == "" {
-		h.RegistrationPath = "/oauth/register"
+	for _, p := range []struct {
+		path *string
+		def  string
+	}{
+		{&h.RegistrationPath, handlers.DefaultRegistrationPath}, {&h.TokenPath, handlers.DefaultTokenPath},
+		{&h.IntrospectionPath, handlers.DefaultIntrospectionPath}, {&h.RevocationPath, handlers.DefaultRevocationPath},
+		{&h.JWKSPath, handlers.DefaultJWKSPath},
+	} {
+		if *p.path == "" {
+			*p.path = p.def
+		}
+	}
+	for _, hd := range []struct {
+		name *string
+		def  string
+	}{{&h.SubjectHeader, "X-Auth-Subject"}, {&h.ClientIDHeader, "X-Auth-Client-Id"}, {&h.ScopeHeader, "X-Auth-Scope"}} {
+		if *hd.name == "" {
+			*hd.name = hd.def
+		}
 	}
 	if err := h.validate(); err != nil {
 		return err
@@ -115,13 +170,26 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.storeKey = dir
 
-	h.server, err = handlers.New(store, handlers.Config{
+	h.server, err = handlers.New(ctx, store, handlers.Config{
 		Issuer:              h.Issuer,
 		RegistrationPath:    h.RegistrationPath,
 		InitialAccessTokens: h.InitialAccessTokens,
 		ScopesSupported:     h.ScopesSupported,
 		ClientSecretTTL:     time.Duration(h.ClientSecretTTL),
 		MaxBodyBytes:        h.MaxBodySize,
+		TokenPath:           h.TokenPath,
+		IntrospectionPath:   h.IntrospectionPath,
+		RevocationPath:      h.RevocationPath,
+		JWKSPath:            h.JWKSPath,
+		AccessTokenTTL:      time.Duration(h.AccessTokenTTL),
+		RefreshTokenTTL:     time.Duration(h.RefreshTokenTTL),
+		KeyRotation:         time.Duration(h.KeyRotation),
+		Resource:            h.Resource,
+		RequireScope:        h.RequireScope,
+		SubjectHeader:       headerName(h.SubjectHeader),
+		ClientIDHeader:      headerName(h.ClientIDHeader),
+		ScopeHeader:         headerName(h.ScopeHeader),
+		StripAuthorization:  h.StripAuthorization,
 		Logger:              h.logger,
 	})
 	if err != nil {
@@ -151,16 +219,48 @@ func (h *Handler) validate() error {
 			return fmt.Errorf("issuer %q must not have a query or fragment", h.Issuer)
 		}
 	}
-	if err := checkEndpointPath("registration_path", h.RegistrationPath); err != nil {
-		return err
+	seen := map[string]string{}
+	for _, p := range []struct{ name, value string }{
+		{"registration_path", h.RegistrationPath}, {"token_path", h.TokenPath},
+		{"introspection_path", h.IntrospectionPath}, {"revocation_path", h.RevocationPath}, {"jwks_path", h.JWKSPath},
+	} {
+		if err := checkEndpointPath(p.name, p.value); err != nil {
+			return err
+		}
+		if other, ok := seen[p.value]; ok && p.value != "" {
+			return fmt.Errorf("%s and %s are both %s", other, p.name, p.value)
+		}
+		seen[p.value] = p.name
 	}
-	if h.ClientSecretTTL < 0 {
-		return fmt.Errorf("client_secret_ttl must not be negative")
+	for _, d := range []struct {
+		name  string
+		value caddy.Duration
+	}{
+		{"client_secret_ttl", h.ClientSecretTTL}, {"access_token_ttl", h.AccessTokenTTL},
+		{"refresh_token_ttl", h.RefreshTokenTTL}, {"key_rotation", h.KeyRotation},
+	} {
+		if d.value < 0 {
+			return fmt.Errorf("%s must not be negative", d.name)
+		}
+	}
+	if h.Resource != "" {
+		u, err := url.Parse(h.Resource)
+		if err != nil || !u.IsAbs() || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") || strings.Contains(h.Resource, "#") {
+			return fmt.Errorf("resource %q must be an absolute http(s) URL with no fragment", h.Resource)
+		}
 	}
 	if h.MaxBodySize < 0 {
 		return fmt.Errorf("max_body_size must not be negative")
 	}
 	return nil
+}
+
+// headerName maps the "off" of a header subdirective to no header.
+func headerName(v string) string {
+	if v == "off" {
+		return ""
+	}
+	return v
 }
 
 // checkEndpointPath requires an absolute, clean path, so that the endpoint

@@ -26,6 +26,9 @@ var (
 	ErrInvalidScope         = &Error{Code: "invalid_scope", Status: http.StatusBadRequest}
 	ErrServerError          = &Error{Code: "server_error", Status: http.StatusInternalServerError}
 
+	// RFC 8707 §2.
+	ErrInvalidTarget = &Error{Code: "invalid_target", Status: http.StatusBadRequest}
+
 	// RFC 6750 §3.1.
 	ErrInvalidToken      = &Error{Code: "invalid_token", Status: http.StatusUnauthorized}
 	ErrInsufficientScope = &Error{Code: "insufficient_scope", Status: http.StatusForbidden}

@@ -4,6 +4,7 @@
 package handlers
 
 import (
+	"context"
 	"crypto/subtle"
 	"errors"
 	"fmt"
@@ -41,6 +42,27 @@ type Config struct {
 	ClientSecretTTL time.Duration
 	// MaxBodyBytes bounds request bodies; 0: DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+
+	// TokenPath, IntrospectionPath, RevocationPath and JWKSPath are the
+	// paths of those endpoints.
+	TokenPath, IntrospectionPath, RevocationPath, JWKSPath string
+	// AccessTokenTTL and RefreshTokenTTL are the token lifetimes.
+	AccessTokenTTL, RefreshTokenTTL time.Duration
+	// KeyRotation is how long a signing key signs before a new one
+	// takes over.
+	KeyRotation time.Duration
+
+	// Resource is the resource identifier of the gate (RFC 8707, RFC
+	// 9728); "": the origin of each request.
+	Resource string
+	// RequireScope lists scopes every gated request's token must carry.
+	RequireScope []string
+	// SubjectHeader, ClientIDHeader and ScopeHeader name the request
+	// headers that tell the upstream who called; "" sends none.
+	SubjectHeader, ClientIDHeader, ScopeHeader string
+	// StripAuthorization removes the Authorization header before the
+	// request goes upstream.
+	StripAuthorization bool
 	// Logger receives the handlers' logs. Default: no-op.
 	Logger *zap.Logger
 	// Now is the clock. Default: time.Now.
@@ -52,20 +74,59 @@ type Config struct {
 type Server struct {
 	store     storage.Store
 	cfg       Config
-	origin    string   // scheme://host from cfg.Issuer, or "" to derive it
+	origin     string   // scheme://host from cfg.Issuer, or "" to derive it
+	issuerPath string   // the path of cfg.Issuer, without a trailing slash
 	iatHashes [][]byte // hashes of cfg.InitialAccessTokens
 	policy    metadataPolicy
 	log       *zap.Logger
 	now       func() time.Time
+
+	keys      *keyRing
+	tokens    *tokenCache
+	endpoints map[string]http.HandlerFunc // by exact path
 }
 
-// New returns a Server over store. It checks cfg and fills its defaults.
-func New(store storage.Store, cfg Config) (*Server, error) {
+// Default endpoint paths and lifetimes.
+const (
+	DefaultRegistrationPath  = "/oauth/register"
+	DefaultTokenPath         = "/oauth/token"
+	DefaultIntrospectionPath = "/oauth/introspect"
+	DefaultRevocationPath    = "/oauth/revoke"
+	DefaultJWKSPath          = "/oauth/jwks"
+	DefaultAccessTokenTTL    = time.Hour
+	DefaultRefreshTokenTTL   = 30 * 24 * time.Hour
+	DefaultKeyRotation       = 30 * 24 * time.Hour
+)
+
+// New returns a Server over store. It checks cfg, fills its defaults, and
+// loads the signing keys (making the first one on a new store).
+func New(ctx context.Context, store storage.Store, cfg Config) (*Server, error) {
 	if store == nil {
 		return nil, errors.New("no store")
 	}
-	if cfg.RegistrationPath == "" || cfg.RegistrationPath[0] != '/' {
-		return nil, fmt.Errorf("registration path %q must start with /", cfg.RegistrationPath)
+	for _, p := range []struct {
+		path *string
+		def  string
+	}{
+		{&cfg.RegistrationPath, DefaultRegistrationPath}, {&cfg.TokenPath, DefaultTokenPath},
+		{&cfg.IntrospectionPath, DefaultIntrospectionPath}, {&cfg.RevocationPath, DefaultRevocationPath},
+		{&cfg.JWKSPath, DefaultJWKSPath},
+	} {
+		if *p.path == "" {
+			*p.path = p.def
+		}
+		if (*p.path)[0] != '/' {
+			return nil, fmt.Errorf("endpoint path %q must start with /", *p.path)
+		}
+	}
+	if cfg.AccessTokenTTL <= 0 {
+		cfg.AccessTokenTTL = DefaultAccessTokenTTL
+	}
+	if cfg.RefreshTokenTTL <= 0 {
+		cfg.RefreshTokenTTL = DefaultRefreshTokenTTL
+	}
+	if cfg.KeyRotation <= 0 {
+		cfg.KeyRotation = DefaultKeyRotation
 	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
@@ -89,6 +150,7 @@ func New(store storage.Store, cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("issuer %q is not an absolute URL", cfg.Issuer)
 		}
 		s.origin = u.Scheme + "://" + u.Host
+		s.issuerPath = strings.TrimSuffix(u.Path, "/")
 	}
 	for _, t := range cfg.InitialAccessTokens {
 		if t == "" {
@@ -96,17 +158,50 @@ func New(store storage.Store, cfg Config) (*Server, error) {
 		}
 		s.iatHashes = append(s.iatHashes, storage.HashSecret(t))
 	}
+	if cfg.Resource != "" {
+		if err := checkResource(cfg.Resource); err != nil {
+			return nil, fmt.Errorf("resource: %w", err)
+		}
+	}
+	var err error
+	s.keys, err = newKeyRing(ctx, store, s.now, cfg.KeyRotation, cfg.AccessTokenTTL)
+	if err != nil {
+		return nil, err
+	}
+	s.tokens = newTokenCache(defaultTokenCacheSize)
+	s.endpoints = map[string]http.HandlerFunc{
+		cfg.RegistrationPath:                      s.serveRegister,
+		cfg.TokenPath:                             s.serveToken,
+		cfg.IntrospectionPath:                     s.serveIntrospect,
+		cfg.RevocationPath:                        s.serveRevoke,
+		cfg.JWKSPath:                              s.serveJWKS,
+		"/.well-known/oauth-authorization-server": s.serveServerMetadata,
+		"/.well-known/openid-configuration":       s.serveServerMetadata,
+		wellKnownResource:                         s.serveResourceMetadata,
+	}
+	if len(s.endpoints) != 8 {
+		return nil, errors.New("two endpoints share a path")
+	}
 	return s, nil
 }
 
 // ServeHTTP answers the request if its path is one of the endpoints, and
-// otherwise hands it to next. That hand-off is where the token gate goes.
+// otherwise lets it through the token gate to next.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	p := r.URL.Path
+	if h, ok := s.endpoints[p]; ok {
+		h(w, r)
+		return nil
+	}
 	reg := s.cfg.RegistrationPath
 	switch {
-	case p == reg:
-		s.serveRegister(w, r)
+	case strings.HasPrefix(p, wellKnownResource+"/"):
+		s.serveResourceMetadata(w, r)
+		return nil
+	case strings.HasPrefix(p, wellKnownServer+"/") && s.origin != "" && p == wellKnownServer+s.issuerPath:
+		// RFC 8414 §3.1: an issuer with a path has its metadata at
+		// /.well-known/oauth-authorization-server/<path>.
+		s.serveServerMetadata(w, r)
 		return nil
 	case strings.HasPrefix(p, reg+"/"):
 		id, action, _ := strings.Cut(p[len(reg)+1:], "/")
@@ -120,7 +215,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 		}
 		return nil
 	}
-	return next.ServeHTTP(w, r)
+	return s.serveGated(w, r, next)
+}
+
+// issuer is the issuer identifier: the configured one exactly as written,
+// or else the request's origin. The same string goes into the metadata,
+// the tokens and the protected resource documents (clients compare it byte
+// for byte).
+func (s *Server) issuer(r *http.Request) string {
+	if s.cfg.Issuer != "" {
+		return s.cfg.Issuer
+	}
+	return s.baseURL(r)
 }
 
 // baseURL is scheme://host for the endpoint URLs the server hands out: the

@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -48,7 +50,8 @@ type Options struct {
 
 // Badger is the Store backed by an embedded Badger v4 database.
 type Badger struct {
-	db     *badger.DB
+	db      *badger.DB
+	revoked *revocations
 	logger *zap.Logger
 	stop   chan struct{}
 	wg     sync.WaitGroup
@@ -110,11 +113,13 @@ func OpenBadger(dir string, opts Options) (*Badger, error) {
 		}
 		return nil, fmt.Errorf("opening storage %s: %w", dir, err)
 	}
-	s := &Badger{db: db, logger: opts.Logger, stop: make(chan struct{})}
-	if !opts.InMemory {
-		s.wg.Add(1)
-		go s.collectGarbage(opts.GCInterval)
+	s := &Badger{db: db, revoked: newRevocations(), logger: opts.Logger, stop: make(chan struct{})}
+	if err := s.loadRevocations(); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("loading revocations from %s: %w", dir, err)
 	}
+	s.wg.Add(1)
+	go s.maintain(opts.GCInterval, !opts.InMemory)
 	return s, nil
 }
 
@@ -130,9 +135,10 @@ func (s *Badger) Close() error {
 	return err
 }
 
-// collectGarbage runs value-log GC every interval until Close. It is owned
-// by the Badger value and stopped by its Close.
-func (s *Badger) collectGarbage(interval time.Duration) {
+// maintain sweeps expired revocations and runs value-log GC (on disk) every
+// interval until Close. It is owned by the Badger value and stopped by its
+// Close.
+func (s *Badger) maintain(interval time.Duration, gc bool) {
 	defer s.wg.Done()
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
@@ -141,6 +147,10 @@ func (s *Badger) collectGarbage(interval time.Duration) {
 		case <-s.stop:
 			return
 		case <-ticker.C:
+		}
+		s.revoked.sweep(time.Now().Unix())
+		if !gc {
+			continue
 		}
 		// Each call rewrites at most one file; repeat while it finds work.
 		for {
@@ -305,7 +315,11 @@ func (s *Badger) UpdateClient(ctx context.Context, id string, update func(*Clien
 
 // DeleteClient implements Store.
 func (s *Badger) DeleteClient(ctx context.Context, id string) error {
-	return s.update(ctx, func(txn *badger.Txn) error {
+	// Every token issued to the client dies with it: client ids are
+	// random and never reused, so "revoked up to the end of time" is
+	// exact and needs no clock.
+	const revokedBefore = math.MaxInt64
+	err := s.update(ctx, func(txn *badger.Txn) error {
 		c, err := getClient(txn, id)
 		if err != nil {
 			return err
@@ -313,8 +327,20 @@ func (s *Badger) DeleteClient(ctx context.Context, id string) error {
 		if err := txn.Delete(registrationTokenKey(c.RegistrationTokenHash)); err != nil {
 			return err
 		}
+		if err := deleteByIndex(txn, prefixClientTokens+id+"/"); err != nil {
+			return err
+		}
+		if err := txn.Set([]byte(prefixRevokedClient+id), []byte(strconv.FormatInt(revokedBefore, 10))); err != nil {
+			return err
+		}
 		return txn.Delete(clientKey(id))
 	})
+	if err == nil {
+		s.revoked.mu.Lock()
+		s.revoked.clients[id] = revokedBefore
+		s.revoked.mu.Unlock()
+	}
+	return err
 }
 
 // Clients implements Store.

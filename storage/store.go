@@ -45,7 +45,8 @@ type Store interface {
 	// write conflicts, so it must not have side effects beyond the client.
 	UpdateClient(ctx context.Context, id string, update func(*Client) error) (*Client, error)
 
-	// DeleteClient removes the client and everything that hangs on it.
+	// DeleteClient removes the client and everything that hangs on it:
+	// its refresh tokens are deleted and its access tokens revoked.
 	// Deleting a client that does not exist returns ErrNotFound.
 	DeleteClient(ctx context.Context, id string) error
 
@@ -53,4 +54,28 @@ type Store interface {
 	// id given as cursor ("" for the start). It returns the cursor for
 	// the next page, "" when there is none.
 	Clients(ctx context.Context, cursor string, limit int) (clients []*Client, next string, err error)
+
+	// SigningKeys returns the access token signing keys, oldest first.
+	SigningKeys(ctx context.Context) ([]*SigningKey, error)
+	// PutSigningKey stores a signing key.
+	PutSigningKey(ctx context.Context, k *SigningKey) error
+	// DeleteSigningKey removes a signing key; a missing one is no error.
+	DeleteSigningKey(ctx context.Context, id string) error
+
+	// CreateRefreshToken stores a refresh token under the hash of its
+	// value. It fails with ErrNotFound if the client does not exist.
+	CreateRefreshToken(ctx context.Context, hash []byte, t *RefreshToken) error
+	// RefreshToken returns the refresh token whose value hashes to hash.
+	RefreshToken(ctx context.Context, hash []byte) (*RefreshToken, error)
+	// RotateRefreshToken marks the token that hashes to hash as used and
+	// stores the one next returns, atomically; see Badger's method.
+	RotateRefreshToken(ctx context.Context, hash []byte,
+		next func(old *RefreshToken) (newHash []byte, t *RefreshToken, err error)) error
+	// RevokeFamily deletes a family's refresh tokens and revokes the
+	// access tokens issued from them until the unix time until.
+	RevokeFamily(ctx context.Context, family string, until int64) error
+	// RevokeAccessToken revokes one access token until it expires (exp).
+	RevokeAccessToken(ctx context.Context, jti string, exp int64) error
+
+	Revocations
 }

@@ -1,0 +1,168 @@
+package handlers
+
+import (
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/caddy-dcr/caddy-dcr/storage"
+)
+
+// fakeSecretHash stands in for the secret hash of an unknown client, so a
+// miss costs the same comparison as a wrong secret (the timing defense of
+// Caddy's basic_auth).
+var fakeSecretHash = storage.HashSecret("caddy-dcr: no such client")
+
+// clientCredentials are what a request presented to identify its client.
+type clientCredentials struct {
+	id, secret string
+	// method is how they came: client_secret_basic, client_secret_post
+	// or none (a client_id alone).
+	method string
+}
+
+// readForm reads a bounded application/x-www-form-urlencoded body (RFC 6749
+// §3.2) into r.PostForm. Parameters may not repeat (RFC 6749 §3.1, §3.2),
+// except those listed in multi.
+func (s *Server) readForm(w http.ResponseWriter, r *http.Request, multi ...string) *Error {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/x-www-form-urlencoded" {
+		return ErrInvalidRequest.WithDescription("Content-Type must be application/x-www-form-urlencoded")
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+	if err := r.ParseForm(); err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return ErrInvalidRequest.WithStatus(http.StatusRequestEntityTooLarge).WithDescription(
+				fmt.Sprintf("the body is larger than %d bytes", s.cfg.MaxBodyBytes))
+		}
+		return ErrInvalidRequest.WithDescription("the body is not a valid form")
+	}
+	for name, values := range r.PostForm {
+		if len(values) > 1 && !contains(multi, name) {
+			return ErrInvalidRequest.WithDescription(fmt.Sprintf("parameter %s is repeated", name))
+		}
+	}
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// parseBasic decodes the credentials of an "Authorization: Basic" header.
+// RFC 6749 §2.3.1: the id and secret are each form-urlencoded before they
+// are joined, so both halves are decoded (a value with no escapes decodes
+// to itself).
+func parseBasic(v string) (id, secret string, ok bool) {
+	scheme, payload, found := strings.Cut(v, " ")
+	if !found || !strings.EqualFold(scheme, "Basic") {
+		return "", "", false
+	}
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(payload))
+	if err != nil {
+		return "", "", false
+	}
+	encID, encSecret, found := strings.Cut(string(raw), ":")
+	if !found {
+		return "", "", false
+	}
+	id, err1 := url.QueryUnescape(encID)
+	secret, err2 := url.QueryUnescape(encSecret)
+	if err1 != nil || err2 != nil || id == "" {
+		return "", "", false
+	}
+	return id, secret, true
+}
+
+// readClientCredentials finds the client's credentials in the Authorization
+// header and the form (already parsed). When both carry them, they must be
+// identical (RFC 6749 §2.3: one method per request).
+func readClientCredentials(r *http.Request) (clientCredentials, *Error) {
+	formID, formSecret := r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
+	header := r.Header.Get("Authorization")
+	if header != "" && strings.HasPrefix(strings.ToLower(header), "basic ") {
+		id, secret, ok := parseBasic(header)
+		if !ok {
+			return clientCredentials{}, ErrInvalidClient.WithDescription("the Basic credentials are malformed")
+		}
+		if (formID != "" && formID != id) || (formSecret != "" && formSecret != secret) {
+			return clientCredentials{}, ErrInvalidRequest.WithDescription(
+				"the client credentials in the Authorization header and in the body differ")
+		}
+		// A public client sending its id with an empty password, as
+		// golang.org/x/oauth2 does, authenticates with "none".
+		if secret == "" {
+			return clientCredentials{id: id, method: storage.AuthMethodNone}, nil
+		}
+		return clientCredentials{id: id, secret: secret, method: storage.AuthMethodBasic}, nil
+	}
+	switch {
+	case formID != "" && formSecret != "":
+		return clientCredentials{id: formID, secret: formSecret, method: storage.AuthMethodPost}, nil
+	case formID != "":
+		return clientCredentials{id: formID, method: storage.AuthMethodNone}, nil
+	}
+	return clientCredentials{}, ErrInvalidClient.WithDescription("client authentication is required")
+}
+
+// authenticateClient reads and checks the request's client credentials.
+// Every failure leaves through one branch and an unknown client costs the
+// same hash comparison as a known one. It answers the request itself when
+// it reports false.
+func (s *Server) authenticateClient(w http.ResponseWriter, r *http.Request) (*storage.Client, bool) {
+	creds, oerr := readClientCredentials(r)
+	if oerr != nil {
+		s.writeClientError(w, oerr, r)
+		return nil, false
+	}
+	c, err := s.store.Client(r.Context(), creds.id)
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		s.internalError(w, "reading client", creds.id, err)
+		return nil, false
+	}
+	known := err == nil
+	want := fakeSecretHash
+	if known && !c.Public() {
+		want = c.SecretHash
+	}
+	secretOK := subtle.ConstantTimeCompare(storage.HashSecret(creds.secret), want) == 1
+	var ok bool
+	switch {
+	case !known:
+	case c.Public():
+		ok = creds.method == storage.AuthMethodNone
+	default:
+		// A confidential client uses the method it registered, and its
+		// secret must not have expired (RFC 7591 §3.2.1).
+		ok = secretOK && creds.method == c.Metadata.TokenEndpointAuthMethod &&
+			(c.SecretExpiresAt == 0 || s.now().Unix() < c.SecretExpiresAt)
+	}
+	if !ok {
+		s.writeClientError(w, ErrInvalidClient.WithDescription("client authentication failed"), r)
+		return nil, false
+	}
+	return c, true
+}
+
+// writeClientError answers an error; invalid_client after HTTP Basic is 401
+// with a Basic challenge (RFC 6749 §5.2), and only then: a client such as
+// oauth4webapi reads any other challenge on an error as a reason to hide
+// the error code.
+func (s *Server) writeClientError(w http.ResponseWriter, oerr *Error, r *http.Request) {
+	if errors.Is(oerr, ErrInvalidClient) {
+		if strings.HasPrefix(strings.ToLower(r.Header.Get("Authorization")), "basic ") {
+			w.Header().Set("WWW-Authenticate", `Basic realm="oauth", charset="UTF-8"`)
+		}
+	}
+	writeError(w, oerr)
+}

@@ -1,0 +1,131 @@
+package handlers
+
+import (
+	"net/http"
+	"strings"
+)
+
+// Well-known paths (RFC 8414 §3, RFC 9728 §3).
+const (
+	wellKnownServer   = "/.well-known/oauth-authorization-server"
+	wellKnownResource = "/.well-known/oauth-protected-resource"
+)
+
+// serverMetadata is the authorization server metadata of RFC 8414 §2.
+type serverMetadata struct {
+	Issuer                             string   `json:"issuer"`
+	TokenEndpoint                      string   `json:"token_endpoint"`
+	RegistrationEndpoint               string   `json:"registration_endpoint"`
+	JWKSURI                            string   `json:"jwks_uri"`
+	ScopesSupported                    []string `json:"scopes_supported,omitempty"`
+	ResponseTypesSupported             []string `json:"response_types_supported"`
+	GrantTypesSupported                []string `json:"grant_types_supported"`
+	TokenEndpointAuthMethodsSupported  []string `json:"token_endpoint_auth_methods_supported"`
+	CodeChallengeMethodsSupported      []string `json:"code_challenge_methods_supported"`
+	IntrospectionEndpoint              string   `json:"introspection_endpoint"`
+	IntrospectionAuthMethodsSupported  []string `json:"introspection_endpoint_auth_methods_supported"`
+	RevocationEndpoint                 string   `json:"revocation_endpoint"`
+	RevocationAuthMethodsSupported     []string `json:"revocation_endpoint_auth_methods_supported"`
+}
+
+// writeWellKnown answers a discovery document: 200 directly, never a
+// redirect, and readable from any origin (browser-based clients fetch
+// these).
+func writeWellKnown(w http.ResponseWriter, r *http.Request, v any) {
+	if !allowMethods(w, r, http.MethodGet, http.MethodHead) {
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+// serveServerMetadata serves RFC 8414 metadata, at
+// /.well-known/oauth-authorization-server (with the issuer's path appended
+// when it has one) and at /.well-known/openid-configuration.
+func (s *Server) serveServerMetadata(w http.ResponseWriter, r *http.Request) {
+	base := s.baseURL(r)
+	writeWellKnown(w, r, serverMetadata{
+		Issuer:                            s.issuer(r),
+		TokenEndpoint:                     base + s.cfg.TokenPath,
+		RegistrationEndpoint:              base + s.cfg.RegistrationPath,
+		JWKSURI:                           base + s.cfg.JWKSPath,
+		ScopesSupported:                   s.cfg.ScopesSupported,
+		ResponseTypesSupported:            supportedResponseTypes,
+		GrantTypesSupported:               tokenGrantTypes,
+		TokenEndpointAuthMethodsSupported: supportedAuthMethods,
+		CodeChallengeMethodsSupported:     []string{"S256"},
+		IntrospectionEndpoint:             base + s.cfg.IntrospectionPath,
+		IntrospectionAuthMethodsSupported: supportedAuthMethods[:2],
+		RevocationEndpoint:                base + s.cfg.RevocationPath,
+		RevocationAuthMethodsSupported:    supportedAuthMethods,
+	})
+}
+
+// resourceMetadata is the protected resource metadata of RFC 9728 §2.
+type resourceMetadata struct {
+	Resource               string   `json:"resource"`
+	AuthorizationServers   []string `json:"authorization_servers"`
+	ScopesSupported        []string `json:"scopes_supported,omitempty"`
+	BearerMethodsSupported []string `json:"bearer_methods_supported"`
+	JWKSURI                string   `json:"jwks_uri,omitempty"`
+}
+
+// serveResourceMetadata serves RFC 9728 metadata. The document at
+// /.well-known/oauth-protected-resource/<path> describes the resource
+// <origin>/<path>: RFC 9728 §3.3 has clients check that resource equals the
+// URL they asked about, so the document names exactly that URL. The bare
+// well-known path describes this gate's resource identifier.
+func (s *Server) serveResourceMetadata(w http.ResponseWriter, r *http.Request) {
+	suffix := strings.TrimPrefix(r.URL.EscapedPath(), wellKnownResource)
+	res := s.resource(r)
+	if suffix != "" && suffix != "/" {
+		res = s.baseURL(r) + suffix
+	}
+	scopes := s.cfg.ScopesSupported
+	if scopes == nil {
+		scopes = s.cfg.RequireScope
+	}
+	writeWellKnown(w, r, resourceMetadata{
+		Resource:               res,
+		AuthorizationServers:   []string{s.issuer(r)},
+		ScopesSupported:        scopes,
+		BearerMethodsSupported: []string{"header"},
+		JWKSURI:                s.baseURL(r) + s.cfg.JWKSPath,
+	})
+}
+
+// resourceMetadataURL is where the gate's challenge points clients: the
+// metadata of the configured resource, or else of the URL requested.
+func (s *Server) resourceMetadataURL(r *http.Request) string {
+	if s.cfg.Resource != "" {
+		return wellKnownURL(s.cfg.Resource)
+	}
+	p := r.URL.EscapedPath()
+	if p == "/" {
+		p = ""
+	}
+	return s.baseURL(r) + wellKnownResource + p
+}
+
+// wellKnownURL inserts the RFC 9728 well-known path between the host and
+// the path of a resource identifier (RFC 9728 §3.1).
+func wellKnownURL(resource string) string {
+	i := strings.Index(resource, "://")
+	if i < 0 {
+		return resource
+	}
+	rest := resource[i+3:]
+	j := strings.IndexAny(rest, "/?")
+	if j < 0 {
+		return resource + wellKnownResource
+	}
+	p := strings.TrimSuffix(rest[j:], "/")
+	return resource[:i+3] + rest[:j] + wellKnownResource + p
+}
+
+// serveJWKS publishes the public halves of the signing keys (RFC 7517).
+func (s *Server) serveJWKS(w http.ResponseWriter, r *http.Request) {
+	if !allowMethods(w, r, http.MethodGet, http.MethodHead) {
+		return
+	}
+	writeJSONBytes(w, http.StatusOK, s.keys.jwksJSON())
+}

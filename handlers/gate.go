@@ -1,0 +1,147 @@
+package handlers
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+var (
+	errTokenExpired = errors.New("the access token expired")
+	errTokenRevoked = errors.New("the access token was revoked")
+	errWrongIssuer  = errors.New("the access token is from another issuer")
+)
+
+// checkAccessToken verifies a presented access token and returns its
+// claims. The signature is checked once per token (the claims are then
+// cached until exp); expiry, issuer and revocation are checked every time.
+func (s *Server) checkAccessToken(ctx context.Context, r *http.Request, token string) (*accessClaims, error) {
+	key := sha256.Sum256([]byte(token))
+	c, ok := s.tokens.get(key)
+	if !ok {
+		var err error
+		if c, err = s.keys.verify(ctx, token); err != nil {
+			return nil, err
+		}
+		if c.Expiry == 0 || c.ID == "" || c.ClientID == "" {
+			return nil, errBadToken
+		}
+		s.tokens.put(key, c)
+	}
+	if s.now().Unix() >= c.Expiry {
+		s.tokens.remove(key)
+		return nil, errTokenExpired
+	}
+	if c.Issuer != s.issuer(r) {
+		return nil, errWrongIssuer
+	}
+	if s.store.Revoked(c.ID, c.ClientID, c.Family, c.IssuedAt) {
+		return nil, errTokenRevoked
+	}
+	return c, nil
+}
+
+// serveGated lets a request through to next only with a valid access token
+// (RFC 6750 §2.1: in the Authorization header; a token in the query or the
+// body is not looked at) that is meant for this gate's resource and
+// carries the scopes it requires.
+func (s *Server) serveGated(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	// Identity headers sent by the caller are removed first, whatever
+	// happens next, so the upstream can trust them.
+	for _, h := range [...]string{s.cfg.SubjectHeader, s.cfg.ClientIDHeader, s.cfg.ScopeHeader} {
+		if h != "" {
+			r.Header.Del(h)
+		}
+	}
+	token, ok := bearerToken(r)
+	if !ok {
+		// RFC 6750 §3.1: a request with no token gets a challenge
+		// without an error code.
+		return s.refuse(w, r, nil, errors.New("no bearer token"))
+	}
+	c, err := s.checkAccessToken(r.Context(), r, token)
+	if err != nil {
+		return s.refuse(w, r, ErrInvalidToken.WithDescription(err.Error()), err)
+	}
+	if !s.audienceAccepted(c.Audience, r) {
+		err := errors.New("the access token is for another resource")
+		return s.refuse(w, r, ErrInvalidToken.WithDescription(err.Error()), err)
+	}
+	for _, want := range s.cfg.RequireScope {
+		if !hasScope(c.Scope, want) {
+			err := errors.New("the access token lacks a required scope")
+			return s.refuse(w, r, ErrInsufficientScope.WithDescription(err.Error()), err)
+		}
+	}
+
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		repl.Set("http.auth.user.id", c.Subject)
+		repl.Set("http.auth.user.client_id", c.ClientID)
+		repl.Set("http.auth.user.scope", c.Scope)
+		for k, v := range c.Extra {
+			repl.Set("http.auth.user."+k, v)
+		}
+	}
+	for _, h := range [...]struct{ name, value string }{
+		{s.cfg.SubjectHeader, c.Subject}, {s.cfg.ClientIDHeader, c.ClientID}, {s.cfg.ScopeHeader, c.Scope},
+	} {
+		if h.name != "" {
+			r.Header.Set(h.name, h.value)
+		}
+	}
+	if s.cfg.StripAuthorization {
+		r.Header.Del("Authorization")
+	}
+	return next.ServeHTTP(w, r)
+}
+
+// audienceAccepted reports whether one of the token's audiences is this
+// gate's resource identifier or a URL at or below it.
+func (s *Server) audienceAccepted(aud audience, r *http.Request) bool {
+	res := s.resource(r)
+	for _, a := range aud {
+		if atOrBelow(a, res) {
+			return true
+		}
+	}
+	return false
+}
+
+func hasScope(scope, want string) bool {
+	for sc := range strings.FieldsSeq(scope) {
+		if sc == want {
+			return true
+		}
+	}
+	return false
+}
+
+// refuse sets the RFC 6750 §3 challenge and returns the error for Caddy's
+// error routes (as basic_auth does). The challenge always names the
+// protected resource metadata (RFC 9728 §5.1), and the required scopes
+// when there are any, so a client can find out how to get a token.
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, oerr *Error, cause error) error {
+	var b strings.Builder
+	b.WriteString("Bearer ")
+	status := http.StatusUnauthorized
+	if oerr != nil {
+		status = oerr.Status
+		b.WriteString(`error="` + oerr.Code + `", error_description=` + quote(oerr.Description) + ", ")
+	}
+	b.WriteString("resource_metadata=" + quote(s.resourceMetadataURL(r)))
+	if len(s.cfg.RequireScope) > 0 {
+		b.WriteString(", scope=" + quote(strings.Join(s.cfg.RequireScope, " ")))
+	}
+	w.Header().Set("WWW-Authenticate", b.String())
+	return caddyhttp.Error(status, cause)
+}
+
+// quote makes an RFC 9110 quoted-string.
+func quote(s string) string {
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
+}

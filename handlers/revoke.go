@@ -1,0 +1,80 @@
+package handlers
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/caddy-dcr/caddy-dcr/storage"
+)
+
+// serveRevoke is the revocation endpoint of RFC 7009. A client revokes its
+// own tokens; revoking a refresh token revokes its whole grant, with the
+// access tokens issued from it (§2.1). An unknown or already invalid token
+// still gets 200 (§2.2). A storage failure is a 503 (§2.2.1), never a
+// silent success.
+func (s *Server) serveRevoke(w http.ResponseWriter, r *http.Request) {
+	if !allowMethods(w, r, http.MethodPost) {
+		return
+	}
+	if oerr := s.readForm(w, r); oerr != nil {
+		writeError(w, oerr)
+		return
+	}
+	client, ok := s.authenticateClient(w, r)
+	if !ok {
+		return
+	}
+	token := r.PostForm.Get("token")
+	if token == "" {
+		writeError(w, ErrInvalidRequest.WithDescription("token is required"))
+		return
+	}
+	ctx := r.Context()
+	fail := func(err error) {
+		s.log.Error("revoking token failed", zap.String("client_id", client.ID), zap.Error(err))
+		writeJSON(w, http.StatusServiceUnavailable, ErrServerError.WithStatus(http.StatusServiceUnavailable))
+	}
+	notYours := ErrUnauthorizedClient.WithDescription("the token was not issued to this client")
+
+	t, err := s.store.RefreshToken(ctx, storage.HashSecret(token))
+	switch {
+	case err == nil:
+		if t.ClientID != client.ID {
+			writeError(w, notYours)
+			return
+		}
+		if err := s.store.RevokeFamily(ctx, t.Family, s.now().Add(s.cfg.AccessTokenTTL).Unix()); err != nil {
+			fail(err)
+			return
+		}
+		s.logRevoked(client.ID, "refresh_token")
+	case !errors.Is(err, storage.ErrNotFound):
+		fail(err)
+		return
+	case strings.Count(token, ".") == 2:
+		c, err := s.checkAccessToken(ctx, r, token)
+		if err != nil {
+			break // not ours, expired or already revoked: nothing to do
+		}
+		if c.ClientID != client.ID {
+			writeError(w, notYours)
+			return
+		}
+		if err := s.store.RevokeAccessToken(ctx, c.ID, c.Expiry); err != nil {
+			fail(err)
+			return
+		}
+		s.logRevoked(client.ID, "access_token")
+	}
+	writeJSON(w, http.StatusOK, struct{}{})
+}
+
+func (s *Server) logRevoked(clientID, kind string) {
+	if ce := s.log.Check(zapcore.DebugLevel, "token revoked"); ce != nil {
+		ce.Write(zap.String("client_id", clientID), zap.String("token_type", kind))
+	}
+}
