@@ -13,19 +13,19 @@ const (
 
 // serverMetadata is the authorization server metadata of RFC 8414 §2.
 type serverMetadata struct {
-	Issuer                             string   `json:"issuer"`
-	TokenEndpoint                      string   `json:"token_endpoint"`
-	RegistrationEndpoint               string   `json:"registration_endpoint"`
-	JWKSURI                            string   `json:"jwks_uri"`
-	ScopesSupported                    []string `json:"scopes_supported,omitempty"`
-	ResponseTypesSupported             []string `json:"response_types_supported"`
-	GrantTypesSupported                []string `json:"grant_types_supported"`
-	TokenEndpointAuthMethodsSupported  []string `json:"token_endpoint_auth_methods_supported"`
-	CodeChallengeMethodsSupported      []string `json:"code_challenge_methods_supported"`
-	IntrospectionEndpoint              string   `json:"introspection_endpoint"`
-	IntrospectionAuthMethodsSupported  []string `json:"introspection_endpoint_auth_methods_supported"`
-	RevocationEndpoint                 string   `json:"revocation_endpoint"`
-	RevocationAuthMethodsSupported     []string `json:"revocation_endpoint_auth_methods_supported"`
+	Issuer                            string   `json:"issuer"`
+	TokenEndpoint                     string   `json:"token_endpoint"`
+	RegistrationEndpoint              string   `json:"registration_endpoint"`
+	JWKSURI                           string   `json:"jwks_uri"`
+	ScopesSupported                   []string `json:"scopes_supported,omitempty"`
+	ResponseTypesSupported            []string `json:"response_types_supported"`
+	GrantTypesSupported               []string `json:"grant_types_supported"`
+	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
+	CodeChallengeMethodsSupported     []string `json:"code_challenge_methods_supported"`
+	IntrospectionEndpoint             string   `json:"introspection_endpoint"`
+	IntrospectionAuthMethodsSupported []string `json:"introspection_endpoint_auth_methods_supported"`
+	RevocationEndpoint                string   `json:"revocation_endpoint"`
+	RevocationAuthMethodsSupported    []string `json:"revocation_endpoint_auth_methods_supported"`
 }
 
 // writeWellKnown answers a discovery document: 200 directly, never a

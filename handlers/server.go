@@ -72,14 +72,14 @@ type Config struct {
 // Server serves caddy-dcr's endpoints. It is safe for concurrent use and
 // read-only after New.
 type Server struct {
-	store     storage.Store
-	cfg       Config
+	store      storage.Store
+	cfg        Config
 	origin     string   // scheme://host from cfg.Issuer, or "" to derive it
 	issuerPath string   // the path of cfg.Issuer, without a trailing slash
-	iatHashes [][]byte // hashes of cfg.InitialAccessTokens
-	policy    metadataPolicy
-	log       *zap.Logger
-	now       func() time.Time
+	iatHashes  [][]byte // hashes of cfg.InitialAccessTokens
+	policy     metadataPolicy
+	log        *zap.Logger
+	now        func() time.Time
 
 	keys      *keyRing
 	tokens    *tokenCache
@@ -170,11 +170,11 @@ func New(ctx context.Context, store storage.Store, cfg Config) (*Server, error) 
 	}
 	s.tokens = newTokenCache(defaultTokenCacheSize)
 	s.endpoints = map[string]http.HandlerFunc{
-		cfg.RegistrationPath:                      s.serveRegister,
-		cfg.TokenPath:                             s.serveToken,
-		cfg.IntrospectionPath:                     s.serveIntrospect,
-		cfg.RevocationPath:                        s.serveRevoke,
-		cfg.JWKSPath:                              s.serveJWKS,
+		cfg.RegistrationPath:  s.serveRegister,
+		cfg.TokenPath:         s.serveToken,
+		cfg.IntrospectionPath: s.serveIntrospect,
+		cfg.RevocationPath:    s.serveRevoke,
+		cfg.JWKSPath:          s.serveJWKS,
 		"/.well-known/oauth-authorization-server": s.serveServerMetadata,
 		"/.well-known/openid-configuration":       s.serveServerMetadata,
 		wellKnownResource:                         s.serveResourceMetadata,

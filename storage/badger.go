@@ -52,10 +52,10 @@ type Options struct {
 type Badger struct {
 	db      *badger.DB
 	revoked *revocations
-	logger *zap.Logger
-	stop   chan struct{}
-	wg     sync.WaitGroup
-	close  sync.Once
+	logger  *zap.Logger
+	stop    chan struct{}
+	wg      sync.WaitGroup
+	close   sync.Once
 }
 
 var _ Store = (*Badger)(nil)
