@@ -95,9 +95,9 @@ func TestRegistrationOverHTTP(t *testing.T) {
 	resp, m = call(t, "GET", uri, newToken, "")
 	wantStatus(t, resp, m, http.StatusUnauthorized)
 
-	// Other paths go on to the upstream.
+	// Other paths need a token.
 	resp, _ = call(t, "GET", e.url("/anything"), "", "")
-	wantStatus(t, resp, nil, http.StatusOK)
+	wantStatus(t, resp, nil, http.StatusUnauthorized)
 
 	// The debug log and the access log carried the requests above; none
 	// of the secrets or tokens may be in them.
