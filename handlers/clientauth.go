@@ -3,6 +3,7 @@ package handlers
 import (
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"mime"
@@ -13,10 +14,23 @@ import (
 	"github.com/caddy-dcr/caddy-dcr/storage"
 )
 
-// fakeSecretHash stands in for the secret hash of an unknown client, so a
-// miss costs the same comparison as a wrong secret (the timing defense of
-// Caddy's basic_auth).
-var fakeSecretHash = storage.HashSecret("caddy-dcr: no such client")
+// fakeSecretHash and fakeClientRecord stand in for the secret hash and the
+// stored record of an unknown client, so that a miss costs the same
+// decoding and comparison as a wrong secret for a known client (the timing
+// defense of Caddy's basic_auth).
+var (
+	fakeSecretHash   = storage.HashSecret("caddy-dcr: no such client")
+	fakeClientRecord = func() []byte {
+		b, _ := json.Marshal(storage.Client{
+			ID: "AAAAAAAAAAAAAAAAAAAAAA", IssuedAt: 1, SecretHash: fakeSecretHash, RegistrationTokenHash: fakeSecretHash,
+			Metadata: storage.Metadata{
+				RedirectURIs: []string{}, TokenEndpointAuthMethod: storage.AuthMethodBasic,
+				GrantTypes: []string{grantClientCredentials}, ResponseTypes: []string{}, Scope: "read write",
+			},
+		})
+		return b
+	}()
+)
 
 // clientCredentials are what a request presented to identify its client.
 type clientCredentials struct {
@@ -131,6 +145,10 @@ func (s *Server) authenticateClient(w http.ResponseWriter, r *http.Request) (*st
 		return nil, false
 	}
 	known := err == nil
+	if !known {
+		var stand storage.Client
+		_ = json.Unmarshal(fakeClientRecord, &stand)
+	}
 	want := fakeSecretHash
 	if known && !c.Public() {
 		want = c.SecretHash

@@ -18,7 +18,7 @@ import (
 var fixedNow = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 
 type testServer struct {
-	t     *testing.T
+	t     testing.TB
 	srv   *Server
 	store *storage.Badger
 	// passed counts requests handed to the next handler; upstream is the
@@ -29,7 +29,7 @@ type testServer struct {
 	clock time.Time
 }
 
-func newTestServer(t *testing.T, cfg Config) *testServer {
+func newTestServer(t testing.TB, cfg Config) *testServer {
 	t.Helper()
 	store, err := storage.OpenBadger("", storage.Options{InMemory: true})
 	if err != nil {
@@ -75,7 +75,7 @@ func (ts *testServer) do(method, target, token, contentType, body string) (*http
 	return w, decodeBody(ts.t, w)
 }
 
-func decodeBody(t *testing.T, w *httptest.ResponseRecorder) map[string]any {
+func decodeBody(t testing.TB, w *httptest.ResponseRecorder) map[string]any {
 	t.Helper()
 	var m map[string]any
 	if w.Body.Len() > 0 {
@@ -96,7 +96,7 @@ func (ts *testServer) register(body string) map[string]any {
 	return m
 }
 
-func assertNoNulls(t *testing.T, v any) {
+func assertNoNulls(t testing.TB, v any) {
 	t.Helper()
 	switch v := v.(type) {
 	case nil:
