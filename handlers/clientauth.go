@@ -129,6 +129,21 @@ func readClientCredentials(r *http.Request) (clientCredentials, *Error) {
 	return clientCredentials{}, ErrInvalidClient.WithDescription("client authentication is required")
 }
 
+// clientRequest starts every endpoint that a client calls with a form and
+// its credentials (token, introspection, revocation): POST only, a bounded
+// form, then client authentication. It answers the request itself when it
+// reports false.
+func (s *Server) clientRequest(w http.ResponseWriter, r *http.Request, multi ...string) (*storage.Client, bool) {
+	if !allowMethods(w, r, http.MethodPost) {
+		return nil, false
+	}
+	if oerr := s.readForm(w, r, multi...); oerr != nil {
+		writeError(w, oerr)
+		return nil, false
+	}
+	return s.authenticateClient(w, r)
+}
+
 // authenticateClient reads and checks the request's client credentials.
 // Every failure leaves through one branch and an unknown client costs the
 // same hash comparison as a known one. It answers the request itself when

@@ -27,14 +27,7 @@ type introspection struct {
 // authorization); any token that is not an active token of this server,
 // whatever the reason, is just {"active": false} (§2.2).
 func (s *Server) serveIntrospect(w http.ResponseWriter, r *http.Request) {
-	if !allowMethods(w, r, http.MethodPost) {
-		return
-	}
-	if oerr := s.readForm(w, r); oerr != nil {
-		writeError(w, oerr)
-		return
-	}
-	client, ok := s.authenticateClient(w, r)
+	client, ok := s.clientRequest(w, r)
 	if !ok {
 		return
 	}

@@ -17,14 +17,7 @@ import (
 // still gets 200 (§2.2). A storage failure is a 503 (§2.2.1), never a
 // silent success.
 func (s *Server) serveRevoke(w http.ResponseWriter, r *http.Request) {
-	if !allowMethods(w, r, http.MethodPost) {
-		return
-	}
-	if oerr := s.readForm(w, r); oerr != nil {
-		writeError(w, oerr)
-		return
-	}
-	client, ok := s.authenticateClient(w, r)
+	client, ok := s.clientRequest(w, r)
 	if !ok {
 		return
 	}

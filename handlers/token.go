@@ -29,14 +29,7 @@ type tokenResponse struct {
 
 // serveToken is the token endpoint of RFC 6749 §3.2.
 func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
-	if !allowMethods(w, r, http.MethodPost) {
-		return
-	}
-	if oerr := s.readForm(w, r, "resource"); oerr != nil {
-		writeError(w, oerr)
-		return
-	}
-	client, ok := s.authenticateClient(w, r)
+	client, ok := s.clientRequest(w, r, "resource")
 	if !ok {
 		return
 	}
