@@ -37,7 +37,7 @@ func (s *Server) checkAccessToken(ctx context.Context, r *http.Request, token st
 		s.tokens.remove(key)
 		return nil, errTokenExpired
 	}
-	if c.Issuer != s.issuer(r) {
+	if !s.isIssuer(r, c.Issuer) {
 		return nil, errWrongIssuer
 	}
 	if s.store.Revoked(c.ID, c.ClientID, c.Family, c.IssuedAt) {
@@ -53,9 +53,9 @@ func (s *Server) checkAccessToken(ctx context.Context, r *http.Request, token st
 func (s *Server) serveGated(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	// Identity headers sent by the caller are removed first, whatever
 	// happens next, so the upstream can trust them.
-	for _, h := range [...]string{s.cfg.SubjectHeader, s.cfg.ClientIDHeader, s.cfg.ScopeHeader} {
+	for _, h := range s.identityHeaders {
 		if h != "" {
-			r.Header.Del(h)
+			delete(r.Header, h)
 		}
 	}
 	token, ok := bearerToken(r)
@@ -80,18 +80,24 @@ func (s *Server) serveGated(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-		repl.Set("http.auth.user.id", c.Subject)
-		repl.Set("http.auth.user.client_id", c.ClientID)
-		repl.Set("http.auth.user.scope", c.Scope)
-		for k, v := range c.Extra {
-			repl.Set("http.auth.user."+k, v)
+		// One lazy provider instead of a Set per value: placeholders
+		// are asked for far less often than requests pass. Static
+		// values an earlier handler set (basic_auth on the same route)
+		// come first in the replacer, so they are removed: the token
+		// says who calls.
+		for _, k := range [...]string{"http.auth.user.id", "http.auth.user.client_id", "http.auth.user.scope"} {
+			repl.Delete(k)
 		}
+		for k := range c.Extra {
+			repl.Delete("http.auth.user." + k)
+		}
+		repl.Map(c.placeholder)
 	}
-	for _, h := range [...]struct{ name, value string }{
-		{s.cfg.SubjectHeader, c.Subject}, {s.cfg.ClientIDHeader, c.ClientID}, {s.cfg.ScopeHeader, c.Scope},
-	} {
-		if h.name != "" {
-			r.Header.Set(h.name, h.value)
+	values := [...]string{c.Subject, c.ClientID, c.Scope}
+	shared := values[:] // one backing array for the three header values
+	for i := range values {
+		if h := s.identityHeaders[i]; h != "" {
+			r.Header[h] = shared[i : i+1 : i+1]
 		}
 	}
 	if s.cfg.StripAuthorization {
@@ -101,15 +107,70 @@ func (s *Server) serveGated(w http.ResponseWriter, r *http.Request, next caddyht
 }
 
 // audienceAccepted reports whether one of the token's audiences is this
-// gate's resource identifier or a URL at or below it.
+// gate's resource identifier or a URL at or below it. With no configured
+// resource, that is the request's origin, compared in place: this runs on
+// every request and building the string would cost an allocation.
 func (s *Server) audienceAccepted(aud audience, r *http.Request) bool {
-	res := s.resource(r)
 	for _, a := range aud {
-		if atOrBelow(a, res) {
+		if s.cfg.Resource != "" {
+			if atOrBelow(a, s.cfg.Resource) {
+				return true
+			}
+			continue
+		}
+		rest, ok := s.cutOrigin(r, a)
+		if ok && (rest == "" || rest[0] == '/' || rest[0] == '?') {
 			return true
 		}
 	}
 	return false
+}
+
+// isIssuer reports whether iss is this server's issuer for r (see issuer),
+// without building the issuer string.
+func (s *Server) isIssuer(r *http.Request, iss string) bool {
+	if s.cfg.Issuer != "" {
+		return iss == s.cfg.Issuer
+	}
+	rest, ok := s.cutOrigin(r, iss)
+	return ok && rest == ""
+}
+
+// cutOrigin removes the origin that baseURL would return for r from the
+// front of v.
+func (s *Server) cutOrigin(r *http.Request, v string) (string, bool) {
+	if s.origin != "" {
+		return strings.CutPrefix(v, s.origin)
+	}
+	scheme := "http://"
+	if r.TLS != nil {
+		scheme = "https://"
+	}
+	rest, ok := strings.CutPrefix(v, scheme)
+	if !ok {
+		return "", false
+	}
+	return strings.CutPrefix(rest, r.Host)
+}
+
+// placeholder answers the {http.auth.user.*} placeholders of a caller
+// that passed the gate: id (the subject), client_id, scope, and the
+// token's extra claims by name.
+func (c *accessClaims) placeholder(key string) (any, bool) {
+	name, ok := strings.CutPrefix(key, "http.auth.user.")
+	if !ok {
+		return nil, false
+	}
+	switch name {
+	case "id":
+		return c.Subject, true
+	case "client_id":
+		return c.ClientID, true
+	case "scope":
+		return c.Scope, true
+	}
+	v, ok := c.Extra[name]
+	return v, ok
 }
 
 func hasScope(scope, want string) bool {

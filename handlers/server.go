@@ -11,6 +11,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/textproto"
 	"net/url"
 	"strings"
 	"time"
@@ -81,9 +82,12 @@ type Server struct {
 	log        *zap.Logger
 	now        func() time.Time
 
-	keys      *keyRing
-	tokens    *tokenCache
-	endpoints map[string]http.HandlerFunc // by exact path
+	keys   *keyRing
+	tokens *tokenCache
+	// identityHeaders are the canonical forms of SubjectHeader,
+	// ClientIDHeader and ScopeHeader, in that order ("" for none).
+	identityHeaders [3]string
+	endpoints       map[string]http.HandlerFunc // by exact path
 }
 
 // Default endpoint paths and lifetimes.
@@ -169,6 +173,11 @@ func New(ctx context.Context, store storage.Store, cfg Config) (*Server, error) 
 		return nil, err
 	}
 	s.tokens = newTokenCache(defaultTokenCacheSize)
+	for i, h := range []string{cfg.SubjectHeader, cfg.ClientIDHeader, cfg.ScopeHeader} {
+		if h != "" {
+			s.identityHeaders[i] = textproto.CanonicalMIMEHeaderKey(h)
+		}
+	}
 	s.endpoints = map[string]http.HandlerFunc{
 		cfg.RegistrationPath:  s.serveRegister,
 		cfg.TokenPath:         s.serveToken,

@@ -44,7 +44,8 @@ func (ts *testServer) gated(target, authorization string, headers ...string) (in
 		r.Header.Set(headers[i], headers[i+1])
 	}
 	repl := caddy.NewReplacer()
-	r = r.WithContext(r.Context())
+	// As if basic_auth had run first on this route.
+	repl.Set("http.auth.user.id", "basic-auth-user")
 	r = caddyhttp.PrepareRequest(r, repl, nil, nil)
 	ts.upstream = nil
 	w := httptest.NewRecorder()
@@ -250,6 +251,9 @@ func TestGate(t *testing.T) {
 	}
 	if v, _ := repl.GetString("http.auth.user.scope"); v != "read write" {
 		t.Errorf("http.auth.user.scope = %q", v)
+	}
+	if v, _ := repl.GetString("http.auth.user.client_id"); v != id {
+		t.Errorf("http.auth.user.client_id = %q", v)
 	}
 
 	// Forged headers are removed even when the request is refused.
