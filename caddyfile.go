@@ -1,6 +1,7 @@
 package caddydcr
 
 import (
+	"slices"
 	"strconv"
 
 	"github.com/caddyserver/caddy/v2"
@@ -47,9 +48,19 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    client_id_header <name>|off
 //	    scope_header <name>|off
 //	    strip_authorization
+//	    authorization_path <path>
+//	    grants_path <path>
+//	    user <placeholder>
+//	    trusted_client <client_id...>
+//	    code_ttl <duration>
+//	    claim <name> <value>
+//	    client_id_metadata_documents on|off
+//	    metadata_document_hosts <host...>
+//	    metadata_document_allow_private
 //	}
 //
-// initial_access_token, scopes_supported and require_scope may be repeated; their values
+// initial_access_token, scopes_supported, require_scope, trusted_client,
+// claim and metadata_document_hosts may be repeated; their values
 // add up. Every other subdirective may appear once.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the directive name
@@ -67,10 +78,12 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := singleString(d, &h.Storage); err != nil {
 				return err
 			}
-		case "registration_path", "token_path", "introspection_path", "revocation_path", "jwks_path":
+		case "registration_path", "token_path", "introspection_path", "revocation_path", "jwks_path",
+			"authorization_path", "grants_path":
 			dst := map[string]*string{
 				"registration_path": &h.RegistrationPath, "token_path": &h.TokenPath,
 				"introspection_path": &h.IntrospectionPath, "revocation_path": &h.RevocationPath, "jwks_path": &h.JWKSPath,
+				"authorization_path": &h.AuthorizationPath, "grants_path": &h.GrantsPath,
 			}[name]
 			if err := singleString(d, dst); err != nil {
 				return err
@@ -82,13 +95,56 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := singleString(d, &h.Resource); err != nil {
 				return err
 			}
+		case "user":
+			if err := singleString(d, &h.User); err != nil {
+				return err
+			}
+		case "trusted_client", "metadata_document_hosts":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.ArgErr()
+			}
+			if name == "trusted_client" {
+				h.TrustedClients = append(h.TrustedClients, args...)
+			} else {
+				h.MetadataDocumentHosts = append(h.MetadataDocumentHosts, args...)
+			}
+		case "claim":
+			var claimName, value string
+			if !d.Args(&claimName, &value) || d.NextArg() {
+				return d.ArgErr()
+			}
+			if slices.Contains(reservedClaims, claimName) {
+				return d.Errf("claim %q is a name the token already uses", claimName)
+			}
+			if _, dup := h.Claims[claimName]; dup {
+				return d.Errf("claim %q already specified", claimName)
+			}
+			if h.Claims == nil {
+				h.Claims = map[string]string{}
+			}
+			h.Claims[claimName] = value
+		case "client_id_metadata_documents":
+			var v string
+			if err := singleString(d, &v); err != nil {
+				return err
+			}
+			if h.MetadataDocuments != nil {
+				return d.Errf("%s already specified", name)
+			}
+			if v != "on" && v != "off" {
+				return d.Errf("%s must be on or off", name)
+			}
+			on := v == "on"
+			h.MetadataDocuments = &on
 		case "subject_header", "client_id_header", "scope_header":
 			dst := map[string]*string{"subject_header": &h.SubjectHeader, "client_id_header": &h.ClientIDHeader, "scope_header": &h.ScopeHeader}[name]
 			if err := singleString(d, dst); err != nil {
 				return err
 			}
-		case "sync_writes", "strip_authorization":
-			dst := map[string]*bool{"sync_writes": &h.SyncWrites, "strip_authorization": &h.StripAuthorization}[name]
+		case "sync_writes", "strip_authorization", "metadata_document_allow_private":
+			dst := map[string]*bool{"sync_writes": &h.SyncWrites, "strip_authorization": &h.StripAuthorization,
+				"metadata_document_allow_private": &h.MetadataDocumentAllowPrivate}[name]
 			if d.NextArg() {
 				return d.ArgErr()
 			}
@@ -114,10 +170,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			h.ScopesSupported = append(h.ScopesSupported, args...)
-		case "client_secret_ttl", "access_token_ttl", "refresh_token_ttl", "key_rotation":
+		case "client_secret_ttl", "access_token_ttl", "refresh_token_ttl", "key_rotation", "code_ttl":
 			dst := map[string]*caddy.Duration{
 				"client_secret_ttl": &h.ClientSecretTTL, "access_token_ttl": &h.AccessTokenTTL,
-				"refresh_token_ttl": &h.RefreshTokenTTL, "key_rotation": &h.KeyRotation,
+				"refresh_token_ttl": &h.RefreshTokenTTL, "key_rotation": &h.KeyRotation, "code_ttl": &h.CodeTTL,
 			}[name]
 			var v string
 			if err := singleString(d, &v); err != nil {

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -103,6 +104,33 @@ type Handler struct {
 	// request goes upstream. Default: false (the upstream sees the token).
 	StripAuthorization bool `json:"strip_authorization,omitempty"`
 
+	// AuthorizationPath is the authorization endpoint. Default:
+	// /oauth/authorize.
+	AuthorizationPath string `json:"authorization_path,omitempty"`
+	// GrantsPath lists and revokes the signed-in person's grants.
+	// Default: /oauth/grants.
+	GrantsPath string `json:"grants_path,omitempty"`
+	// User is the placeholder naming the person at the authorization
+	// endpoint, set by an authentication handler that runs before dcr.
+	// Default: {http.auth.user.id}.
+	User string `json:"user,omitempty"`
+	// TrustedClients skip the consent page.
+	TrustedClients []string `json:"trusted_clients,omitempty"`
+	// CodeTTL is the lifetime of authorization codes. Default: 60s.
+	CodeTTL caddy.Duration `json:"code_ttl,omitempty"`
+	// Claims are extra claims carried in the tokens of a grant, by name;
+	// values may hold placeholders, evaluated when the person authorizes.
+	Claims map[string]string `json:"claims,omitempty"`
+	// MetadataDocuments turns client ID metadata documents on or off.
+	// Default: on.
+	MetadataDocuments *bool `json:"client_id_metadata_documents,omitempty"`
+	// MetadataDocumentHosts restricts the hosts that may serve client ID
+	// metadata documents. Default: any public host.
+	MetadataDocumentHosts []string `json:"metadata_document_hosts,omitempty"`
+	// MetadataDocumentAllowPrivate lets documents come from loopback and
+	// private addresses. Default: false.
+	MetadataDocumentAllowPrivate bool `json:"metadata_document_allow_private,omitempty"`
+
 	server   *handlers.Server
 	storeKey string // the pool key once Provision holds the database
 	logger   *zap.Logger
@@ -142,7 +170,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}{
 		{&h.RegistrationPath, handlers.DefaultRegistrationPath}, {&h.TokenPath, handlers.DefaultTokenPath},
 		{&h.IntrospectionPath, handlers.DefaultIntrospectionPath}, {&h.RevocationPath, handlers.DefaultRevocationPath},
-		{&h.JWKSPath, handlers.DefaultJWKSPath},
+		{&h.JWKSPath, handlers.DefaultJWKSPath}, {&h.AuthorizationPath, handlers.DefaultAuthorizationPath},
+		{&h.GrantsPath, handlers.DefaultGrantsPath},
 	} {
 		if *p.path == "" {
 			*p.path = p.def
@@ -170,6 +199,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.storeKey = dir
 
+	var documents *handlers.MetadataDocumentConfig
+	if h.MetadataDocuments == nil || *h.MetadataDocuments {
+		documents = &handlers.MetadataDocumentConfig{AllowedHosts: h.MetadataDocumentHosts, AllowPrivate: h.MetadataDocumentAllowPrivate}
+	}
 	h.server, err = handlers.New(ctx, store, handlers.Config{
 		Issuer:              h.Issuer,
 		RegistrationPath:    h.RegistrationPath,
@@ -190,6 +223,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		ClientIDHeader:      headerName(h.ClientIDHeader),
 		ScopeHeader:         headerName(h.ScopeHeader),
 		StripAuthorization:  h.StripAuthorization,
+		AuthorizationPath:   h.AuthorizationPath,
+		GrantsPath:          h.GrantsPath,
+		User:                h.User,
+		TrustedClients:      h.TrustedClients,
+		CodeTTL:             time.Duration(h.CodeTTL),
+		Claims:              h.Claims,
+		MetadataDocuments:   documents,
 		Logger:              h.logger,
 	})
 	if err != nil {
@@ -223,6 +263,7 @@ func (h *Handler) validate() error {
 	for _, p := range []struct{ name, value string }{
 		{"registration_path", h.RegistrationPath}, {"token_path", h.TokenPath},
 		{"introspection_path", h.IntrospectionPath}, {"revocation_path", h.RevocationPath}, {"jwks_path", h.JWKSPath},
+		{"authorization_path", h.AuthorizationPath}, {"grants_path", h.GrantsPath},
 	} {
 		if err := checkEndpointPath(p.name, p.value); err != nil {
 			return err
@@ -237,10 +278,18 @@ func (h *Handler) validate() error {
 		value caddy.Duration
 	}{
 		{"client_secret_ttl", h.ClientSecretTTL}, {"access_token_ttl", h.AccessTokenTTL},
-		{"refresh_token_ttl", h.RefreshTokenTTL}, {"key_rotation", h.KeyRotation},
+		{"refresh_token_ttl", h.RefreshTokenTTL}, {"key_rotation", h.KeyRotation}, {"code_ttl", h.CodeTTL},
 	} {
 		if d.value < 0 {
 			return fmt.Errorf("%s must not be negative", d.name)
+		}
+	}
+	for name := range h.Claims {
+		if slices.Contains(reservedClaims, name) {
+			return fmt.Errorf("claim %q is a name the token already uses", name)
+		}
+		if name == "" || strings.ContainsAny(name, " {}") {
+			return fmt.Errorf("claim name %q is not usable", name)
 		}
 	}
 	if h.Resource != "" {
@@ -254,6 +303,9 @@ func (h *Handler) validate() error {
 	}
 	return nil
 }
+
+// reservedClaims are the claims a token sets itself.
+var reservedClaims = []string{"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "client_id", "scope", "cnf", "fam"}
 
 // headerName maps the "off" of a header subdirective to no header.
 func headerName(v string) string {

@@ -153,7 +153,7 @@ func (s *Server) authenticateClient(w http.ResponseWriter, r *http.Request) (*st
 		s.writeClientError(w, oerr, r)
 		return nil, false
 	}
-	c, err := s.store.Client(r.Context(), creds.id)
+	c, err := s.clientByID(r, creds.id)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		s.internalError(w, "reading client", creds.id, err)
 		return nil, false
@@ -183,6 +183,20 @@ func (s *Server) authenticateClient(w http.ResponseWriter, r *http.Request) (*st
 		return nil, false
 	}
 	return c, true
+}
+
+// clientByID finds a registered client, or a client whose id is the URL of
+// its metadata document when those are on. A document that cannot be used
+// is ErrNotFound: to the token endpoint, an unknown client.
+func (s *Server) clientByID(r *http.Request, id string) (*storage.Client, error) {
+	if s.cimd != nil && strings.HasPrefix(id, "https://") {
+		c, err := s.cimd.client(r.Context(), id)
+		if err != nil {
+			return nil, storage.ErrNotFound
+		}
+		return c, nil
+	}
+	return s.store.Client(r.Context(), id)
 }
 
 // writeClientError answers an error; invalid_client after HTTP Basic is 401

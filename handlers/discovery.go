@@ -14,6 +14,7 @@ const (
 // serverMetadata is the authorization server metadata of RFC 8414 §2.
 type serverMetadata struct {
 	Issuer                            string   `json:"issuer"`
+	AuthorizationEndpoint             string   `json:"authorization_endpoint"`
 	TokenEndpoint                     string   `json:"token_endpoint"`
 	RegistrationEndpoint              string   `json:"registration_endpoint"`
 	JWKSURI                           string   `json:"jwks_uri"`
@@ -26,6 +27,10 @@ type serverMetadata struct {
 	IntrospectionAuthMethodsSupported []string `json:"introspection_endpoint_auth_methods_supported"`
 	RevocationEndpoint                string   `json:"revocation_endpoint"`
 	RevocationAuthMethodsSupported    []string `json:"revocation_endpoint_auth_methods_supported"`
+	// RFC 9207: the authorization response always carries iss.
+	AuthorizationResponseIssParameterSupported bool `json:"authorization_response_iss_parameter_supported"`
+	// draft-ietf-oauth-client-id-metadata-document.
+	ClientIDMetadataDocumentSupported bool `json:"client_id_metadata_document_supported"`
 }
 
 // writeWellKnown answers a discovery document: 200 directly, never a
@@ -44,19 +49,22 @@ func writeWellKnown(w http.ResponseWriter, r *http.Request, v any) {
 func (s *Server) serveServerMetadata(w http.ResponseWriter, r *http.Request) {
 	base := s.baseURL(r)
 	writeWellKnown(w, r, serverMetadata{
-		Issuer:                            s.issuer(r),
-		TokenEndpoint:                     base + s.cfg.TokenPath,
-		RegistrationEndpoint:              base + s.cfg.RegistrationPath,
-		JWKSURI:                           base + s.cfg.JWKSPath,
-		ScopesSupported:                   s.cfg.ScopesSupported,
-		ResponseTypesSupported:            supportedResponseTypes,
-		GrantTypesSupported:               tokenGrantTypes,
-		TokenEndpointAuthMethodsSupported: supportedAuthMethods,
-		CodeChallengeMethodsSupported:     []string{"S256"},
-		IntrospectionEndpoint:             base + s.cfg.IntrospectionPath,
-		IntrospectionAuthMethodsSupported: supportedAuthMethods[:2],
-		RevocationEndpoint:                base + s.cfg.RevocationPath,
-		RevocationAuthMethodsSupported:    supportedAuthMethods,
+		Issuer:                                     s.issuer(r),
+		AuthorizationEndpoint:                      base + s.cfg.AuthorizationPath,
+		TokenEndpoint:                              base + s.cfg.TokenPath,
+		RegistrationEndpoint:                       base + s.cfg.RegistrationPath,
+		JWKSURI:                                    base + s.cfg.JWKSPath,
+		ScopesSupported:                            s.cfg.ScopesSupported,
+		ResponseTypesSupported:                     supportedResponseTypes,
+		GrantTypesSupported:                        tokenGrantTypes,
+		TokenEndpointAuthMethodsSupported:          supportedAuthMethods,
+		CodeChallengeMethodsSupported:              []string{"S256"},
+		IntrospectionEndpoint:                      base + s.cfg.IntrospectionPath,
+		IntrospectionAuthMethodsSupported:          supportedAuthMethods[:2],
+		RevocationEndpoint:                         base + s.cfg.RevocationPath,
+		RevocationAuthMethodsSupported:             supportedAuthMethods,
+		AuthorizationResponseIssParameterSupported: true,
+		ClientIDMetadataDocumentSupported:          s.cimd != nil,
 	})
 }
 

@@ -25,6 +25,9 @@ var (
 	ErrUnsupportedGrantType = &Error{Code: "unsupported_grant_type", Status: http.StatusBadRequest}
 	ErrInvalidScope         = &Error{Code: "invalid_scope", Status: http.StatusBadRequest}
 	ErrServerError          = &Error{Code: "server_error", Status: http.StatusInternalServerError}
+	// RFC 6749 §4.1.2.1.
+	ErrAccessDenied            = &Error{Code: "access_denied", Status: http.StatusForbidden}
+	ErrUnsupportedResponseType = &Error{Code: "unsupported_response_type", Status: http.StatusBadRequest}
 
 	// RFC 8707 §2.
 	ErrInvalidTarget = &Error{Code: "invalid_target", Status: http.StatusBadRequest}

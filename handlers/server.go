@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -64,6 +65,23 @@ type Config struct {
 	// StripAuthorization removes the Authorization header before the
 	// request goes upstream.
 	StripAuthorization bool
+
+	// AuthorizationPath and GrantsPath are the authorization endpoint and
+	// the person's grants.
+	AuthorizationPath, GrantsPath string
+	// User is the placeholder that names the person at the
+	// authorization endpoint. Default: {http.auth.user.id}.
+	User string
+	// TrustedClients skip the consent page.
+	TrustedClients []string
+	// CodeTTL is the lifetime of authorization codes.
+	CodeTTL time.Duration
+	// Claims are extra token claims by name; values may hold
+	// placeholders, evaluated at authorization time.
+	Claims map[string]string
+	// MetadataDocuments configures client ID metadata documents; nil
+	// turns them off.
+	MetadataDocuments *MetadataDocumentConfig
 	// Logger receives the handlers' logs. Default: no-op.
 	Logger *zap.Logger
 	// Now is the clock. Default: time.Now.
@@ -84,6 +102,10 @@ type Server struct {
 
 	keys   *keyRing
 	tokens *tokenCache
+	// csrfKey signs consent forms; cimd fetches client ID metadata
+	// documents (nil when they are off).
+	csrfKey []byte
+	cimd    *metadataDocuments
 	// identityHeaders are the canonical forms of SubjectHeader,
 	// ClientIDHeader and ScopeHeader, in that order ("" for none).
 	identityHeaders [3]string
@@ -97,6 +119,10 @@ const (
 	DefaultIntrospectionPath = "/oauth/introspect"
 	DefaultRevocationPath    = "/oauth/revoke"
 	DefaultJWKSPath          = "/oauth/jwks"
+	DefaultAuthorizationPath = "/oauth/authorize"
+	DefaultGrantsPath        = "/oauth/grants"
+	DefaultUser              = "{http.auth.user.id}"
+	DefaultCodeTTL           = time.Minute
 	DefaultAccessTokenTTL    = time.Hour
 	DefaultRefreshTokenTTL   = 30 * 24 * time.Hour
 	DefaultKeyRotation       = 30 * 24 * time.Hour
@@ -114,7 +140,8 @@ func New(ctx context.Context, store storage.Store, cfg Config) (*Server, error) 
 	}{
 		{&cfg.RegistrationPath, DefaultRegistrationPath}, {&cfg.TokenPath, DefaultTokenPath},
 		{&cfg.IntrospectionPath, DefaultIntrospectionPath}, {&cfg.RevocationPath, DefaultRevocationPath},
-		{&cfg.JWKSPath, DefaultJWKSPath},
+		{&cfg.JWKSPath, DefaultJWKSPath}, {&cfg.AuthorizationPath, DefaultAuthorizationPath},
+		{&cfg.GrantsPath, DefaultGrantsPath},
 	} {
 		if *p.path == "" {
 			*p.path = p.def
@@ -131,6 +158,17 @@ func New(ctx context.Context, store storage.Store, cfg Config) (*Server, error) 
 	}
 	if cfg.KeyRotation <= 0 {
 		cfg.KeyRotation = DefaultKeyRotation
+	}
+	if cfg.CodeTTL <= 0 {
+		cfg.CodeTTL = DefaultCodeTTL
+	}
+	if cfg.User == "" {
+		cfg.User = DefaultUser
+	}
+	for name := range cfg.Claims {
+		if slices.Contains(reservedClaims, name) {
+			return nil, fmt.Errorf("claim %q is one the token already uses", name)
+		}
 	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
@@ -173,6 +211,10 @@ func New(ctx context.Context, store storage.Store, cfg Config) (*Server, error) 
 		return nil, err
 	}
 	s.tokens = newTokenCache(defaultTokenCacheSize)
+	s.csrfKey = []byte(randomString(32))
+	if cfg.MetadataDocuments != nil {
+		s.cimd = newMetadataDocuments(*cfg.MetadataDocuments, s.policy, s.log)
+	}
 	for i, h := range []string{cfg.SubjectHeader, cfg.ClientIDHeader, cfg.ScopeHeader} {
 		if h != "" {
 			s.identityHeaders[i] = textproto.CanonicalMIMEHeaderKey(h)
@@ -187,8 +229,10 @@ func New(ctx context.Context, store storage.Store, cfg Config) (*Server, error) 
 		"/.well-known/oauth-authorization-server": s.serveServerMetadata,
 		"/.well-known/openid-configuration":       s.serveServerMetadata,
 		wellKnownResource:                         s.serveResourceMetadata,
+		cfg.AuthorizationPath:                     s.serveAuthorize,
+		cfg.GrantsPath:                            s.serveGrants,
 	}
-	if len(s.endpoints) != 8 {
+	if len(s.endpoints) != 10 {
 		return nil, errors.New("two endpoints share a path")
 	}
 	return s, nil
@@ -211,6 +255,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 		// RFC 8414 §3.1: an issuer with a path has its metadata at
 		// /.well-known/oauth-authorization-server/<path>.
 		s.serveServerMetadata(w, r)
+		return nil
+	case strings.HasPrefix(p, s.cfg.GrantsPath+"/"):
+		s.serveGrant(w, r, p[len(s.cfg.GrantsPath)+1:])
 		return nil
 	case strings.HasPrefix(p, reg+"/"):
 		id, action, _ := strings.Cut(p[len(reg)+1:], "/")

@@ -1,6 +1,9 @@
 package handlers
 
 import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
@@ -16,7 +19,7 @@ import (
 )
 
 // tokenGrantTypes are the grants the token endpoint serves.
-var tokenGrantTypes = []string{grantClientCredentials, grantRefreshToken}
+var tokenGrantTypes = []string{grantAuthorizationCode, grantClientCredentials, grantRefreshToken}
 
 // tokenResponse is the successful answer of RFC 6749 §5.1.
 type tokenResponse struct {
@@ -55,6 +58,8 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		err  error
 	)
 	switch grant {
+	case grantAuthorizationCode:
+		resp, err = s.grantAuthorizationCode(r, client, aud)
 	case grantClientCredentials:
 		resp, err = s.grantClientCredentials(r, client, aud)
 	case grantRefreshToken:
@@ -154,6 +159,68 @@ func (s *Server) grantRefreshToken(r *http.Request, c *storage.Client, aud strin
 	return resp, nil
 }
 
+// grantAuthorizationCode is RFC 6749 §4.1.3 with PKCE (RFC 7636 §4.6).
+// The client was authenticated before the code is consumed, so a client
+// library that retries with another authentication style finds the code
+// still unused. A bad, expired or replayed code is invalid_grant; a
+// replayed one also revokes what the code issued (RFC 6749 §4.1.2).
+func (s *Server) grantAuthorizationCode(r *http.Request, c *storage.Client, aud string) (*tokenResponse, error) {
+	code, verifier := r.PostForm.Get("code"), r.PostForm.Get("code_verifier")
+	if code == "" {
+		return nil, ErrInvalidRequest.WithDescription("code is required")
+	}
+	now := s.now()
+	ac, err := s.store.ConsumeAuthCode(r.Context(), storage.HashSecret(code))
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return nil, ErrInvalidGrant.WithDescription("the code is invalid or expired")
+	case errors.Is(err, storage.ErrTokenReused):
+		if ac.ClientID == c.ID {
+			if rerr := s.store.RevokeFamily(r.Context(), ac.Family, now.Add(s.cfg.AccessTokenTTL).Unix()); rerr != nil {
+				return nil, rerr
+			}
+			s.log.Warn("authorization code replayed; its tokens are revoked", zap.String("client_id", c.ID))
+		}
+		return nil, ErrInvalidGrant.WithDescription("the code was already used")
+	case err != nil:
+		return nil, err
+	}
+	switch {
+	case ac.ClientID != c.ID || now.Unix() >= ac.ExpiresAt:
+		return nil, ErrInvalidGrant.WithDescription("the code is invalid or expired")
+	case r.PostForm.Get("redirect_uri") != ac.RedirectURI:
+		return nil, ErrInvalidGrant.WithDescription("redirect_uri differs from the authorization request's")
+	case !pkceMatches(verifier, ac.Challenge):
+		return nil, ErrInvalidGrant.WithDescription("code_verifier does not match the code_challenge")
+	case r.PostForm.Has("resource") && aud != ac.Audience:
+		return nil, ErrInvalidTarget.WithDescription("the resource differs from the authorization request's")
+	}
+	var refresh *storage.RefreshToken
+	if slices.Contains(c.Metadata.GrantTypes, grantRefreshToken) {
+		refresh = &storage.RefreshToken{
+			ClientID: c.ID, Subject: ac.Subject, Scope: ac.Scope, Audience: ac.Audience,
+			IssuedAt: now.Unix(), ExpiresAt: now.Add(s.cfg.RefreshTokenTTL).Unix(), Family: ac.Family, Claims: ac.Claims,
+		}
+	}
+	return s.issueTokens(r, c, ac.Subject, ac.Scope, ac.Audience, ac.Family, ac.Claims, refresh)
+}
+
+// pkceMatches checks a code_verifier (RFC 7636 §4.1: 43 to 128 unreserved
+// characters) against an S256 challenge, in constant time.
+func pkceMatches(verifier, challenge string) bool {
+	if len(verifier) < 43 || len(verifier) > 128 {
+		return false
+	}
+	for i := 0; i < len(verifier); i++ {
+		c := verifier[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~') {
+			return false
+		}
+	}
+	sum := sha256.Sum256([]byte(verifier))
+	return subtle.ConstantTimeCompare([]byte(base64.RawURLEncoding.EncodeToString(sum[:])), []byte(challenge)) == 1
+}
+
 // issueTokens signs an access token and, when refresh is not nil, stores
 // the refresh token described by it under a new value.
 func (s *Server) issueTokens(r *http.Request, c *storage.Client, subject, scope, aud, family string,
@@ -208,7 +275,11 @@ func (s *Server) grantScope(requested, registered string) (string, *Error) {
 // resource identifier. A resource must be an absolute URI without a
 // fragment, at or below this server's resource identifier or origin.
 func (s *Server) requestedResource(r *http.Request) (string, *Error) {
-	values := r.PostForm["resource"]
+	return s.resourceFrom(r, r.PostForm["resource"])
+}
+
+// resourceFrom checks the resource parameter's values.
+func (s *Server) resourceFrom(r *http.Request, values []string) (string, *Error) {
 	switch len(values) {
 	case 0:
 		return s.resource(r), nil

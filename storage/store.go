@@ -63,7 +63,7 @@ type Store interface {
 	DeleteSigningKey(ctx context.Context, id string) error
 
 	// CreateRefreshToken stores a refresh token under the hash of its
-	// value. It fails with ErrNotFound if the client does not exist.
+	// value.
 	CreateRefreshToken(ctx context.Context, hash []byte, t *RefreshToken) error
 	// RefreshToken returns the refresh token whose value hashes to hash.
 	RefreshToken(ctx context.Context, hash []byte) (*RefreshToken, error)
@@ -76,6 +76,23 @@ type Store interface {
 	RevokeFamily(ctx context.Context, family string, until int64) error
 	// RevokeAccessToken revokes one access token until it expires (exp).
 	RevokeAccessToken(ctx context.Context, jti string, exp int64) error
+
+	// CreateAuthCode stores an authorization code under the hash of its
+	// value.
+	CreateAuthCode(ctx context.Context, hash []byte, c *AuthCode) error
+	// ConsumeAuthCode marks a code used and returns it; a code used
+	// before comes back with ErrTokenReused.
+	ConsumeAuthCode(ctx context.Context, hash []byte) (*AuthCode, error)
+
+	// Grant returns a person's grant to a client.
+	Grant(ctx context.Context, subject, clientID string) (*Grant, error)
+	// UpdateGrant changes (or creates) a person's grant to a client in
+	// one transaction.
+	UpdateGrant(ctx context.Context, subject, clientID string, update func(*Grant) error) (*Grant, error)
+	// Grants lists a person's grants.
+	Grants(ctx context.Context, subject string) ([]*Grant, error)
+	// DeleteGrant removes a person's grant and returns it.
+	DeleteGrant(ctx context.Context, subject, clientID string) (*Grant, error)
 
 	Revocations
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"sort"
 	"strconv"
 	"sync"
@@ -219,12 +218,10 @@ func putRefreshToken(txn *badger.Txn, hash []byte, t *RefreshToken) error {
 }
 
 // CreateRefreshToken stores a new refresh token under the hash of its
-// value.
+// value. The client need not be stored (a client ID metadata document
+// client never is); using the token needs the client to authenticate.
 func (s *Badger) CreateRefreshToken(ctx context.Context, hash []byte, t *RefreshToken) error {
 	return s.update(ctx, func(txn *badger.Txn) error {
-		if _, err := getClient(txn, t.ClientID); err != nil {
-			return fmt.Errorf("client %s: %w", t.ClientID, err)
-		}
 		return putRefreshToken(txn, hash, t)
 	})
 }

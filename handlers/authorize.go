@@ -1,0 +1,427 @@
+package handlers
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/caddy-dcr/caddy-dcr/storage"
+)
+
+// maxClaimsBytes bounds the extra claims carried by one grant.
+const maxClaimsBytes = 4 << 10
+
+// consentTTL is how long a consent form stays valid.
+const consentTTL = 10 * time.Minute
+
+// authzRequest is a validated authorization request (RFC 6749 §4.1.1 with
+// PKCE, RFC 7636, and resource indicators, RFC 8707).
+type authzRequest struct {
+	client      *storage.Client
+	host        string // the host of a metadata-document client id, shown on the consent page
+	redirectURI string
+	state       string
+	scope       string
+	audience    string
+	challenge   string
+	// params are the request's parameters as received, replayed by the
+	// consent form.
+	params url.Values
+}
+
+// authzError is an error to send back to the client's redirect URI.
+type authzError struct {
+	*Error
+	req *authzRequest
+}
+
+// parseAuthorizationRequest validates the request. Errors about the client
+// or its redirect URI are shown to the person (never redirected, RFC 6749
+// §4.1.2.1) and come back as a page title and message; every other error
+// comes back as an authzError to redirect.
+func (s *Server) parseAuthorizationRequest(r *http.Request, q url.Values) (*authzRequest, *authzError, string) {
+	for name, v := range q {
+		if len(v) > 1 && name != "resource" {
+			return nil, nil, fmt.Sprintf("The parameter %s is repeated.", name)
+		}
+	}
+	clientID := q.Get("client_id")
+	if clientID == "" {
+		return nil, nil, "The request names no client (client_id is missing)."
+	}
+	client, host, err := s.lookupClient(r, clientID)
+	if err != nil {
+		return nil, nil, err.Error()
+	}
+	redirect := q.Get("redirect_uri")
+	switch {
+	case redirect == "" && len(client.Metadata.RedirectURIs) == 1:
+		redirect = client.Metadata.RedirectURIs[0]
+	case redirect == "":
+		return nil, nil, "The request names no redirect URI and the client registered several."
+	case !redirectRegistered(redirect, client.Metadata.RedirectURIs):
+		return nil, nil, "The redirect URI is not one the client registered."
+	}
+	req := &authzRequest{client: client, host: host, redirectURI: redirect, state: q.Get("state"), params: q}
+	fail := func(e *Error, desc string) (*authzRequest, *authzError, string) {
+		return nil, &authzError{Error: e.WithDescription(desc), req: req}, ""
+	}
+	switch rt := q.Get("response_type"); {
+	case rt == "":
+		return fail(ErrInvalidRequest, "response_type is required")
+	case rt != responseCode:
+		return fail(ErrUnsupportedResponseType, "only response_type=code is supported")
+	}
+	if !slices.Contains(client.Metadata.GrantTypes, grantAuthorizationCode) {
+		return fail(ErrUnauthorizedClient, "the client did not register the authorization_code grant")
+	}
+	// PKCE is required of every client, with S256 (OAuth 2.1 §4.1.1).
+	req.challenge = q.Get("code_challenge")
+	if req.challenge == "" {
+		return fail(ErrInvalidRequest, "code_challenge is required (PKCE with S256)")
+	}
+	if q.Get("code_challenge_method") != "S256" {
+		return fail(ErrInvalidRequest, "code_challenge_method must be S256")
+	}
+	if len(req.challenge) != 43 || !isB64Token(req.challenge) || strings.ContainsAny(req.challenge, "+/=") {
+		return fail(ErrInvalidRequest, "code_challenge is not a base64url SHA-256 digest")
+	}
+	scope, oerr := s.grantScope(q.Get("scope"), client.Metadata.Scope)
+	if oerr != nil {
+		return fail(oerr, oerr.Description)
+	}
+	req.scope = scope
+	aud, oerr := s.resourceFrom(r, q["resource"])
+	if oerr != nil {
+		return fail(oerr, oerr.Description)
+	}
+	req.audience = aud
+	return req, nil, ""
+}
+
+// lookupClient finds a registered client, or (when enabled) fetches the
+// client's metadata document.
+func (s *Server) lookupClient(r *http.Request, clientID string) (*storage.Client, string, error) {
+	if s.cimd != nil && strings.HasPrefix(clientID, "https://") {
+		c, err := s.cimd.client(r.Context(), clientID)
+		if err != nil {
+			return nil, "", fmt.Errorf("The client's metadata document could not be used: %v", err)
+		}
+		u, _ := url.Parse(clientID)
+		return c, u.Host, nil
+	}
+	c, err := s.store.Client(r.Context(), clientID)
+	if err != nil {
+		if !errors.Is(err, storage.ErrNotFound) {
+			s.log.Error("reading client failed", zap.String("client_id", clientID), zap.Error(err))
+		}
+		return nil, "", errors.New("The application is not registered with this server.")
+	}
+	return c, "", nil
+}
+
+// redirectRegistered reports whether uri is one of the registered redirect
+// URIs, compared exactly, except that a loopback http URI matches with any
+// port (RFC 8252 §7.3: native apps get a port from the OS at run time).
+func redirectRegistered(uri string, registered []string) bool {
+	if slices.Contains(registered, uri) {
+		return true
+	}
+	u, err := url.Parse(uri)
+	if err != nil || u.Scheme != "http" || !isLoopbackHost(u.Hostname()) {
+		return false
+	}
+	for _, reg := range registered {
+		ru, err := url.Parse(reg)
+		if err != nil || ru.Scheme != "http" || !isLoopbackHost(ru.Hostname()) {
+			continue
+		}
+		if ru.Hostname() == u.Hostname() && ru.EscapedPath() == u.EscapedPath() && ru.RawQuery == u.RawQuery && u.Fragment == "" {
+			return true
+		}
+	}
+	return false
+}
+
+// serveAuthorize is the authorization endpoint (RFC 6749 §4.1). The person
+// is whoever the authentication handler before dcr (basic_auth,
+// forward_auth, …) says, through the user placeholder.
+func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
+	var q url.Values
+	switch r.Method {
+	case http.MethodGet:
+		q = r.URL.Query()
+	case http.MethodPost:
+		// The consent form posts back here.
+		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+		if err := r.ParseForm(); err != nil {
+			s.showError(w, http.StatusBadRequest, "Bad request", "The form could not be read.")
+			return
+		}
+		q = r.PostForm
+	default:
+		w.Header().Set("Allow", "GET, POST")
+		s.showError(w, http.StatusMethodNotAllowed, "Method not allowed", "Use GET or POST.")
+		return
+	}
+	decision, csrf := q.Get("decision"), q.Get("csrf_token")
+	q.Del("decision")
+	q.Del("csrf_token")
+
+	req, aerr, page := s.parseAuthorizationRequest(r, q)
+	if page != "" {
+		s.showError(w, http.StatusBadRequest, "This request cannot be authorized", page)
+		return
+	}
+	if aerr != nil {
+		s.redirectError(w, r, aerr.req, aerr.Error)
+		return
+	}
+	user := s.user(r)
+	if user == "" {
+		s.showError(w, http.StatusUnauthorized, "Sign-in required",
+			"This server did not identify you. The site must authenticate people before this page (for example with basic_auth or forward_auth).")
+		return
+	}
+
+	if r.Method == http.MethodPost {
+		if !s.checkCSRF(csrf, user, q) {
+			s.showError(w, http.StatusForbidden, "Form expired",
+				"The consent form was not valid or has expired. Go back to the application and start again.")
+			return
+		}
+		if decision != "approve" {
+			s.redirectError(w, r, req, ErrAccessDenied.WithDescription("the person denied the request"))
+			return
+		}
+		s.issueCode(w, r, req, user, true)
+		return
+	}
+	if s.consentNeeded(r, req, user) {
+		s.showConsent(w, r, req, user)
+		return
+	}
+	s.issueCode(w, r, req, user, false)
+}
+
+// user evaluates the user placeholder for this request: the person, or ""
+// when no authentication handler named one.
+func (s *Server) user(r *http.Request) string {
+	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	if !ok {
+		return ""
+	}
+	// ReplaceAll, not ReplaceKnown: a placeholder nobody set must come
+	// out empty (nobody signed in), never as its own literal text.
+	return strings.TrimSpace(repl.ReplaceAll(s.cfg.User, ""))
+}
+
+// consentNeeded: the person is asked unless the operator trusts the client
+// or the person already granted it every scope asked for.
+func (s *Server) consentNeeded(r *http.Request, req *authzRequest, user string) bool {
+	if slices.Contains(s.cfg.TrustedClients, req.client.ID) {
+		return false
+	}
+	g, err := s.store.Grant(r.Context(), user, req.client.ID)
+	if err != nil {
+		return true
+	}
+	granted := strings.Fields(g.Scope)
+	for _, sc := range strings.Fields(req.scope) {
+		if !slices.Contains(granted, sc) {
+			return true
+		}
+	}
+	return false
+}
+
+type hiddenField struct{ Name, Value string }
+
+func (s *Server) showConsent(w http.ResponseWriter, r *http.Request, req *authzRequest, user string) {
+	name := req.client.Metadata.ClientName
+	if name == "" {
+		name = "An application"
+	}
+	var hidden []hiddenField
+	for _, k := range sortedKeys(req.params) {
+		for _, v := range req.params[k] {
+			hidden = append(hidden, hiddenField{k, v})
+		}
+	}
+	redirectHost := req.redirectURI
+	if u, err := url.Parse(req.redirectURI); err == nil && u.Host != "" {
+		redirectHost = u.Host
+	}
+	s.renderPage(w, http.StatusOK, "consent.html", map[string]any{
+		"ClientName":   name,
+		"ClientURI":    req.client.Metadata.ClientURI,
+		"LogoURI":      httpsOnly(req.client.Metadata.LogoURI),
+		"Host":         req.host,
+		"User":         user,
+		"Scopes":       strings.Fields(req.scope),
+		"RedirectHost": redirectHost,
+		"Action":       s.cfg.AuthorizationPath,
+		"Hidden":       hidden,
+		"CSRF":         s.csrfToken(user, req.params),
+	})
+}
+
+// httpsOnly drops a logo that would load over plain http.
+func httpsOnly(u string) string {
+	if strings.HasPrefix(strings.ToLower(u), "https://") {
+		return u
+	}
+	return ""
+}
+
+func sortedKeys(v url.Values) []string {
+	keys := make([]string, 0, len(v))
+	for k := range v {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// csrfToken binds a consent form to the person and to the exact request it
+// shows, and expires: expiry || HMAC(key, expiry, user, request). A form
+// posted by another site on the person's behalf has no valid token.
+func (s *Server) csrfToken(user string, params url.Values) string {
+	exp := make([]byte, 8)
+	binary.BigEndian.PutUint64(exp, uint64(s.now().Add(consentTTL).Unix()))
+	return base64.RawURLEncoding.EncodeToString(append(exp, s.csrfMAC(exp, user, params)...))
+}
+
+func (s *Server) csrfMAC(exp []byte, user string, params url.Values) []byte {
+	m := hmac.New(sha256.New, s.csrfKey)
+	m.Write(exp)
+	m.Write([]byte(user))
+	m.Write([]byte{0})
+	m.Write([]byte(params.Encode()))
+	return m.Sum(nil)
+}
+
+func (s *Server) checkCSRF(token, user string, params url.Values) bool {
+	raw, err := base64.RawURLEncoding.DecodeString(token)
+	if err != nil || len(raw) != 8+sha256.Size {
+		return false
+	}
+	exp := raw[:8]
+	if int64(binary.BigEndian.Uint64(exp)) < s.now().Unix() {
+		return false
+	}
+	return subtle.ConstantTimeCompare(raw[8:], s.csrfMAC(exp, user, params)) == 1
+}
+
+// issueCode records the grant, stores a code bound to the request and the
+// person, and sends the person back to the client.
+func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, req *authzRequest, user string, approved bool) {
+	claims, err := s.evaluateClaims(r)
+	if err != nil {
+		s.log.Warn("extra claims refused", zap.String("client_id", req.client.ID), zap.Error(err))
+		s.redirectError(w, r, req, ErrServerError.WithDescription("the extra claims are too large"))
+		return
+	}
+	now := s.now()
+	family := randomString(16)
+	_, err = s.store.UpdateGrant(r.Context(), user, req.client.ID, func(g *storage.Grant) error {
+		if g.CreatedAt == 0 {
+			g.CreatedAt = now.Unix()
+		}
+		g.UpdatedAt = now.Unix()
+		if approved {
+			g.Scope = strings.Join(dedupe(append(strings.Fields(g.Scope), strings.Fields(req.scope)...)), " ")
+		}
+		g.Families = append(g.Families, family)
+		return nil
+	})
+	if err != nil {
+		s.log.Error("recording grant failed", zap.String("client_id", req.client.ID), zap.Error(err))
+		s.redirectError(w, r, req, ErrServerError.WithDescription("the grant could not be recorded"))
+		return
+	}
+	code := newSecret()
+	err = s.store.CreateAuthCode(r.Context(), storage.HashSecret(code), &storage.AuthCode{
+		ClientID: req.client.ID, RedirectURI: req.redirectURI, Challenge: req.challenge, Scope: req.scope,
+		Audience: req.audience, Subject: user, ExpiresAt: now.Add(s.cfg.CodeTTL).Unix(), Family: family,
+		Claims: claims, RetainedUntil: now.Add(s.cfg.CodeTTL + s.cfg.AccessTokenTTL).Unix(),
+	})
+	if err != nil {
+		s.log.Error("storing authorization code failed", zap.String("client_id", req.client.ID), zap.Error(err))
+		s.redirectError(w, r, req, ErrServerError.WithDescription("the code could not be stored"))
+		return
+	}
+	s.redirect(w, r, req, url.Values{"code": {code}})
+}
+
+// evaluateClaims fills in the operator's extra claims from this request's
+// placeholders. Empty values are left out.
+func (s *Server) evaluateClaims(r *http.Request) (map[string]string, error) {
+	if len(s.cfg.Claims) == 0 {
+		return nil, nil
+	}
+	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	out := map[string]string{}
+	size := 0
+	for name, tmpl := range s.cfg.Claims {
+		v := tmpl
+		if repl != nil {
+			v = repl.ReplaceAll(tmpl, "")
+		}
+		if v == "" {
+			continue
+		}
+		size += len(name) + len(v)
+		out[name] = v
+	}
+	if size > maxClaimsBytes {
+		return nil, fmt.Errorf("extra claims of %d bytes exceed %d", size, maxClaimsBytes)
+	}
+	return out, nil
+}
+
+// redirect sends the person back to the client with the response
+// parameters, the state, and the issuer (RFC 9207).
+func (s *Server) redirect(w http.ResponseWriter, r *http.Request, req *authzRequest, params url.Values) {
+	u, err := url.Parse(req.redirectURI)
+	if err != nil {
+		s.showError(w, http.StatusBadRequest, "Bad redirect URI", "The redirect URI cannot be used.")
+		return
+	}
+	q := u.Query()
+	for k, v := range params {
+		q[k] = v
+	}
+	if req.state != "" {
+		q.Set("state", req.state)
+	}
+	q.Set("iss", s.issuer(r))
+	u.RawQuery = q.Encode()
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Referrer-Policy", "no-referrer")
+	status := http.StatusFound
+	if r.Method == http.MethodPost {
+		status = http.StatusSeeOther
+	}
+	http.Redirect(w, r, u.String(), status)
+}
+
+func (s *Server) redirectError(w http.ResponseWriter, r *http.Request, req *authzRequest, e *Error) {
+	params := url.Values{"error": {e.Code}}
+	if e.Description != "" {
+		params.Set("error_description", e.Description)
+	}
+	s.redirect(w, r, req, params)
+}

@@ -1,0 +1,324 @@
+package handlers
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+const testVerifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk-verifier"
+
+func challengeOf(v string) string {
+	sum := sha256.Sum256([]byte(v))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// authorize sends a request to the authorization endpoint as the person
+// user ("" for nobody signed in).
+func (ts *testServer) authorize(method string, params url.Values, user string) *httptest.ResponseRecorder {
+	ts.t.Helper()
+	var r *http.Request
+	if method == "GET" {
+		r = httptest.NewRequest("GET", "/oauth/authorize?"+params.Encode(), nil)
+	} else {
+		r = httptest.NewRequest("POST", "/oauth/authorize", strings.NewReader(params.Encode()))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	repl := caddy.NewReplacer()
+	if user != "" {
+		repl.Set("http.auth.user.id", user)
+		repl.Set("http.auth.user.email", user+"@example.com")
+	}
+	r = caddyhttp.PrepareRequest(r, repl, nil, nil)
+	w := httptest.NewRecorder()
+	if err := ts.srv.ServeHTTP(w, r, nil); err != nil {
+		ts.t.Fatal(err)
+	}
+	return w
+}
+
+func (ts *testServer) publicClient(extra string) (string, url.Values) {
+	ts.t.Helper()
+	m := ts.register(`{"client_name":"Tool <b>&amp;</b>","token_endpoint_auth_method":"none","redirect_uris":["http://127.0.0.1:4000/cb","https://app.example/cb"],"grant_types":["authorization_code","refresh_token"]` + extra + `}`)
+	id := m["client_id"].(string)
+	return id, url.Values{
+		"response_type": {"code"}, "client_id": {id}, "redirect_uri": {"http://127.0.0.1:4000/cb"},
+		"state": {"xyz"}, "code_challenge": {challengeOf(testVerifier)}, "code_challenge_method": {"S256"},
+		"scope": {"read"},
+	}
+}
+
+func with(v url.Values, kv ...string) url.Values {
+	out := url.Values{}
+	for k, vs := range v {
+		out[k] = append([]string(nil), vs...)
+	}
+	for i := 0; i+1 < len(kv); i += 2 {
+		if kv[i+1] == "" {
+			out.Del(kv[i])
+		} else {
+			out.Set(kv[i], kv[i+1])
+		}
+	}
+	return out
+}
+
+var hiddenInput = regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)">`)
+
+// approve submits the consent form found in a consent page.
+func (ts *testServer) approve(page *httptest.ResponseRecorder, user, decision string) *httptest.ResponseRecorder {
+	ts.t.Helper()
+	form := url.Values{"decision": {decision}}
+	for _, m := range hiddenInput.FindAllStringSubmatch(page.Body.String(), -1) {
+		form.Add(m[1], htmlUnescape(m[2]))
+	}
+	return ts.authorize("POST", form, user)
+}
+
+func htmlUnescape(s string) string {
+	return strings.NewReplacer("&amp;", "&", "&lt;", "<", "&gt;", ">", "&#34;", `"`, "&#39;", "'", "&#43;", "+").Replace(s)
+}
+
+func redirectParams(t *testing.T, w *httptest.ResponseRecorder) (*url.URL, url.Values) {
+	t.Helper()
+	if w.Code != http.StatusFound && w.Code != http.StatusSeeOther {
+		t.Fatalf("not a redirect: %d %s", w.Code, w.Body)
+	}
+	u, err := url.Parse(w.Header().Get("Location"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u, u.Query()
+}
+
+func (ts *testServer) exchange(clientID, code, verifier, redirect string) (*httptest.ResponseRecorder, map[string]any) {
+	return ts.form("/oauth/token", "", "", url.Values{"grant_type": {"authorization_code"}, "code": {code},
+		"code_verifier": {verifier}, "redirect_uri": {redirect}, "client_id": {clientID}})
+}
+
+func TestAuthorizationCodeFlow(t *testing.T) {
+	ts := newTestServer(t, Config{ScopesSupported: []string{"read", "write"}, Claims: map[string]string{"email": "{http.auth.user.email}"},
+		SubjectHeader: "X-Auth-Subject"})
+	id, params := ts.publicClient(`,"scope":"read write"`)
+
+	// First time: the consent page, framed by nobody, the name escaped.
+	page := ts.authorize("GET", params, "alice")
+	body := page.Body.String()
+	if page.Code != 200 || page.Header().Get("X-Frame-Options") != "DENY" ||
+		!strings.Contains(page.Header().Get("Content-Security-Policy"), "frame-ancestors 'none'") {
+		t.Fatalf("consent page: %d %v", page.Code, page.Header())
+	}
+	if strings.Contains(body, "<b>&amp;</b>") || !strings.Contains(body, "Tool &lt;b&gt;&amp;amp;&lt;/b&gt;") {
+		t.Fatalf("client name not escaped:\n%s", body)
+	}
+	for _, want := range []string{`name="csrf_token"`, `value="approve"`, `value="deny"`, "<code>read</code>", "alice", "127.0.0.1:4000"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("consent page lacks %q", want)
+		}
+	}
+
+	// A forged or foreign form is refused.
+	forged := ts.authorize("POST", with(params, "decision", "approve", "csrf_token", "AAAA"), "alice")
+	if forged.Code != http.StatusForbidden {
+		t.Fatalf("forged consent: %d", forged.Code)
+	}
+	if w := ts.approve(page, "mallory", "approve"); w.Code != http.StatusForbidden {
+		t.Fatalf("another person's form: %d", w.Code)
+	}
+
+	w := ts.approve(page, "alice", "approve")
+	u, q := redirectParams(t, w)
+	if u.Host != "127.0.0.1:4000" || q.Get("state") != "xyz" || q.Get("iss") != "http://example.com" || q.Get("code") == "" {
+		t.Fatalf("redirect %s", u)
+	}
+	code := q.Get("code")
+
+	// Wrong verifier, wrong redirect: invalid_grant (and the code is burned).
+	w2, m := ts.exchange(id, code, strings.Repeat("a", 43), "http://127.0.0.1:4000/cb")
+	assertOAuthJSON(t, w2, m, 400, "invalid_grant")
+
+	// A fresh code, since that one is burned; consent is remembered now.
+	w = ts.authorize("GET", params, "alice")
+	_, q = redirectParams(t, w)
+	code = q.Get("code")
+	w2, m = ts.exchange(id, code, testVerifier, "http://127.0.0.1:4000/cb")
+	assertOAuthJSON(t, w2, m, 200, "")
+	access, refresh := m["access_token"].(string), m["refresh_token"].(string)
+	if access == "" || refresh == "" || m["scope"] != nil && m["scope"] != "read" {
+		t.Fatalf("tokens: %v", m)
+	}
+	status, _ := ts.gated("/api", "Bearer "+access)
+	if status != http.StatusTeapot || ts.upstream.Header.Get("X-Auth-Subject") != "alice" {
+		t.Fatalf("gate with a code-grant token: %d %v", status, ts.upstream.Header)
+	}
+	repl := ts.upstream.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	if v, _ := repl.GetString("http.auth.user.email"); v != "alice@example.com" {
+		t.Fatalf("extra claim placeholder: %q", v)
+	}
+
+	// Replaying the code fails and revokes what it issued.
+	w2, m = ts.exchange(id, code, testVerifier, "http://127.0.0.1:4000/cb")
+	assertOAuthJSON(t, w2, m, 400, "invalid_grant")
+	if status, _ := ts.gated("/api", "Bearer "+access); status != 401 {
+		t.Fatalf("token of a replayed code still works: %d", status)
+	}
+	w2, m = ts.form("/oauth/token", "", "", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refresh}, "client_id": {id}})
+	assertOAuthJSON(t, w2, m, 400, "invalid_grant")
+}
+
+func TestAuthorizationErrors(t *testing.T) {
+	ts := newTestServer(t, Config{ScopesSupported: []string{"read"}})
+	id, params := ts.publicClient("")
+	machine, _ := ts.machineClient("")
+
+	// Shown to the person, never redirected.
+	for name, p := range map[string]url.Values{
+		"unknown client":     with(params, "client_id", "nope"),
+		"no client":          with(params, "client_id", ""),
+		"unregistered URI":   with(params, "redirect_uri", "https://evil.example/cb"),
+		"loopback, new path": with(params, "redirect_uri", "http://127.0.0.1:4000/other"),
+		"repeated parameter": func() url.Values { v := with(params); v.Add("state", "2"); return v }(),
+		"ambiguous redirect": with(params, "redirect_uri", ""),
+	} {
+		w := ts.authorize("GET", p, "alice")
+		if w.Code != 400 || w.Header().Get("Location") != "" || !strings.Contains(w.Header().Get("Content-Type"), "text/html") {
+			t.Errorf("%s: %d %v", name, w.Code, w.Header())
+		}
+	}
+	// Redirected with error, state and iss.
+	for name, tc := range map[string]struct {
+		p    url.Values
+		code string
+	}{
+		"no PKCE":          {with(params, "code_challenge", "", "code_challenge_method", ""), "invalid_request"},
+		"plain PKCE":       {with(params, "code_challenge_method", "plain"), "invalid_request"},
+		"short challenge":  {with(params, "code_challenge", "abc"), "invalid_request"},
+		"token response":   {with(params, "response_type", "token"), "unsupported_response_type"},
+		"no response type": {with(params, "response_type", ""), "invalid_request"},
+		"unknown scope":    {with(params, "scope", "admin"), "invalid_scope"},
+		"foreign resource": {with(params, "resource", "https://elsewhere.example/"), "invalid_target"},
+	} {
+		w := ts.authorize("GET", tc.p, "alice")
+		_, q := redirectParams(t, w)
+		if q.Get("error") != tc.code || q.Get("state") != "xyz" || q.Get("iss") != "http://example.com" || q.Get("code") != "" {
+			t.Errorf("%s: %v", name, q)
+		}
+	}
+	// A client_credentials client cannot use this endpoint.
+	mm, _ := ts.store.Client(t.Context(), machine)
+	_ = mm
+	w := ts.authorize("GET", with(params, "client_id", machine), "alice")
+	if w.Code != 400 {
+		t.Errorf("machine client without redirect URIs: %d", w.Code)
+	}
+	// Any loopback port matches (RFC 8252 §7.3).
+	w = ts.authorize("GET", with(params, "redirect_uri", "http://127.0.0.1:51789/cb"), "alice")
+	if w.Code != 200 {
+		t.Errorf("loopback with another port: %d", w.Code)
+	}
+	// Nobody signed in: a page, no code.
+	w = ts.authorize("GET", params, "")
+	if w.Code != 401 || w.Header().Get("Location") != "" {
+		t.Errorf("no user: %d", w.Code)
+	}
+	// Denied: access_denied back to the client.
+	page := ts.authorize("GET", params, "alice")
+	_, q := redirectParams(t, ts.approve(page, "alice", "deny"))
+	if q.Get("error") != "access_denied" || q.Get("state") != "xyz" {
+		t.Errorf("deny: %v", q)
+	}
+	_ = id
+}
+
+func TestTrustedClientSkipsConsent(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	id, params := ts.publicClient("")
+	ts.srv.cfg.TrustedClients = []string{id}
+	_, q := redirectParams(t, ts.authorize("GET", params, "bob"))
+	if q.Get("code") == "" {
+		t.Fatalf("trusted client asked for consent: %v", q)
+	}
+}
+
+func TestCodeExpiresAndIsBound(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	id, params := ts.publicClient("")
+	other, _ := ts.publicClient("")
+	ts.srv.cfg.TrustedClients = []string{id}
+	code := func() string {
+		_, q := redirectParams(t, ts.authorize("GET", params, "bob"))
+		return q.Get("code")
+	}
+	c := code()
+	ts.clock = ts.clock.Add(61 * time.Second)
+	w, m := ts.exchange(id, c, testVerifier, "http://127.0.0.1:4000/cb")
+	assertOAuthJSON(t, w, m, 400, "invalid_grant")
+	ts.clock = fixedNow
+	w, m = ts.exchange(other, code(), testVerifier, "http://127.0.0.1:4000/cb")
+	assertOAuthJSON(t, w, m, 400, "invalid_grant")
+	w, m = ts.exchange(id, code(), testVerifier, "http://127.0.0.1:9/cb")
+	assertOAuthJSON(t, w, m, 400, "invalid_grant")
+	w, m = ts.exchange(id, code(), testVerifier, "http://127.0.0.1:4000/cb")
+	assertOAuthJSON(t, w, m, 200, "")
+}
+
+func TestGrantsListAndRevoke(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	id, params := ts.publicClient("")
+	page := ts.authorize("GET", params, "carol")
+	_, q := redirectParams(t, ts.approve(page, "carol", "approve"))
+	_, m := ts.exchange(id, q.Get("code"), testVerifier, "http://127.0.0.1:4000/cb")
+	access := m["access_token"].(string)
+
+	list := func(accept string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest("GET", "/oauth/grants", nil)
+		r.Header.Set("Accept", accept)
+		repl := caddy.NewReplacer()
+		repl.Set("http.auth.user.id", "carol")
+		r = caddyhttp.PrepareRequest(r, repl, nil, nil)
+		w := httptest.NewRecorder()
+		_ = ts.srv.ServeHTTP(w, r, nil)
+		return w
+	}
+	w := list("application/json")
+	if w.Code != 200 || !strings.Contains(w.Body.String(), `"client_id":"`+id+`"`) {
+		t.Fatalf("grants JSON: %d %s", w.Code, w.Body)
+	}
+	html := list("text/html")
+	if html.Code != 200 || !strings.Contains(html.Body.String(), "Tool &lt;b&gt;") || !strings.Contains(html.Body.String(), `name="csrf_token"`) {
+		t.Fatalf("grants page: %d %s", html.Code, html.Body)
+	}
+
+	r := httptest.NewRequest("DELETE", "/oauth/grants/"+id, nil)
+	repl := caddy.NewReplacer()
+	repl.Set("http.auth.user.id", "carol")
+	r = caddyhttp.PrepareRequest(r, repl, nil, nil)
+	dw := httptest.NewRecorder()
+	_ = ts.srv.ServeHTTP(dw, r, nil)
+	if dw.Code != 204 {
+		t.Fatalf("delete grant: %d %s", dw.Code, dw.Body)
+	}
+	if status, _ := ts.gated("/api", "Bearer "+access); status != 401 {
+		t.Fatalf("token survived revoking the grant: %d", status)
+	}
+	// Consent is asked again.
+	if w := ts.authorize("GET", params, "carol"); w.Code != 200 {
+		t.Fatalf("after revoking, no consent page: %d", w.Code)
+	}
+}
+
+func TestReservedClaimNames(t *testing.T) {
+	store := newTestServer(t, Config{}).store
+	if _, err := New(t.Context(), store, Config{Claims: map[string]string{"sub": "x"}}); err == nil {
+		t.Fatal("a claim named sub was accepted")
+	}
+}

@@ -1,0 +1,121 @@
+package handlers
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/caddy-dcr/caddy-dcr/storage"
+)
+
+type grantView struct {
+	ClientID   string `json:"client_id"`
+	ClientName string `json:"client_name,omitempty"`
+	Scope      string `json:"scope"`
+	CreatedAt  int64  `json:"created_at"`
+	UpdatedAt  int64  `json:"updated_at"`
+	CSRF       string `json:"-"`
+	Action     string `json:"-"`
+}
+
+// wantsJSON reports whether the caller prefers JSON to HTML.
+func wantsJSON(r *http.Request) bool {
+	a := r.Header.Get("Accept")
+	return strings.Contains(a, "application/json") && !strings.Contains(a, "text/html")
+}
+
+// serveGrants lists the clients the signed-in person authorized, as JSON
+// or as a page with a revoke button for each.
+func (s *Server) serveGrants(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET")
+		s.showError(w, http.StatusMethodNotAllowed, "Method not allowed", "Use GET.")
+		return
+	}
+	user := s.user(r)
+	if user == "" {
+		s.grantsUnauthenticated(w, r)
+		return
+	}
+	grants, err := s.store.Grants(r.Context(), user)
+	if err != nil {
+		s.log.Error("listing grants failed", zap.Error(err))
+		writeError(w, ErrServerError)
+		return
+	}
+	views := []grantView{}
+	for _, g := range grants {
+		v := grantView{ClientID: g.ClientID, Scope: g.Scope, CreatedAt: g.CreatedAt, UpdatedAt: g.UpdatedAt,
+			Action: s.cfg.GrantsPath + "/" + url.PathEscape(g.ClientID), CSRF: s.csrfToken(user, url.Values{"revoke": {g.ClientID}})}
+		if c, _, err := s.lookupClient(r, g.ClientID); err == nil {
+			v.ClientName = c.Metadata.ClientName
+		}
+		views = append(views, v)
+	}
+	if wantsJSON(r) {
+		writeJSON(w, http.StatusOK, map[string]any{"grants": views})
+		return
+	}
+	s.renderPage(w, http.StatusOK, "grants.html", map[string]any{"User": user, "Grants": views})
+}
+
+func (s *Server) grantsUnauthenticated(w http.ResponseWriter, r *http.Request) {
+	if wantsJSON(r) {
+		writeJSON(w, http.StatusUnauthorized, ErrInvalidRequest.WithDescription("sign in first"))
+		return
+	}
+	s.showError(w, http.StatusUnauthorized, "Sign-in required", "This server did not identify you.")
+}
+
+// serveGrant revokes the signed-in person's grant to one client, with
+// every token issued under it: DELETE (JSON callers) or POST from the
+// grants page (with its CSRF token).
+func (s *Server) serveGrant(w http.ResponseWriter, r *http.Request, rawID string) {
+	clientID, err := url.PathUnescape(rawID)
+	if err != nil || clientID == "" {
+		writeJSON(w, http.StatusNotFound, ErrInvalidRequest.WithDescription("no such grant"))
+		return
+	}
+	user := s.user(r)
+	switch {
+	case r.Method != http.MethodDelete && r.Method != http.MethodPost:
+		w.Header().Set("Allow", "DELETE, POST")
+		writeJSON(w, http.StatusMethodNotAllowed, ErrInvalidRequest.WithDescription("use DELETE"))
+		return
+	case user == "":
+		s.grantsUnauthenticated(w, r)
+		return
+	}
+	if r.Method == http.MethodPost {
+		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+		if err := r.ParseForm(); err != nil || !s.checkCSRF(r.PostForm.Get("csrf_token"), user, url.Values{"revoke": {clientID}}) {
+			s.showError(w, http.StatusForbidden, "Form expired", "Reload the list of applications and try again.")
+			return
+		}
+	}
+	g, err := s.store.DeleteGrant(r.Context(), user, clientID)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		writeJSON(w, http.StatusNotFound, ErrInvalidRequest.WithDescription("no such grant"))
+		return
+	case err != nil:
+		s.internalError(w, "deleting grant", clientID, err)
+		return
+	}
+	until := s.now().Add(s.cfg.AccessTokenTTL).Unix()
+	for _, fam := range g.Families {
+		if err := s.store.RevokeFamily(r.Context(), fam, until); err != nil {
+			s.internalError(w, "revoking grant's tokens", clientID, err)
+			return
+		}
+	}
+	if r.Method == http.MethodPost {
+		http.Redirect(w, r, s.cfg.GrantsPath, http.StatusSeeOther)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusNoContent)
+}
