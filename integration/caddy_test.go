@@ -61,20 +61,21 @@ func (s *syncBuffer) String() string {
 
 // env is one test's environment for Caddy: its data directory and ports.
 type env struct {
-	t                      *testing.T
-	data                   string
-	port, port2, adminPort int
-	vars                   []string
+	t                             *testing.T
+	data                          string
+	port, port2, port3, adminPort int
+	vars                          []string
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	e := &env{t: t, data: t.TempDir(), port: freePort(t), port2: freePort(t), adminPort: freePort(t)}
+	e := &env{t: t, data: t.TempDir(), port: freePort(t), port2: freePort(t), port3: freePort(t), adminPort: freePort(t)}
 	e.vars = append(os.Environ(),
 		"HOME="+e.data, "XDG_DATA_HOME="+e.data+"/xdg-data", "XDG_CONFIG_HOME="+e.data+"/xdg-config",
 		"DCR_TEST_DATA="+e.data,
 		fmt.Sprintf("DCR_TEST_PORT=%d", e.port),
 		fmt.Sprintf("DCR_TEST_PORT2=%d", e.port2),
+		fmt.Sprintf("DCR_TEST_PORT3=%d", e.port3),
 		fmt.Sprintf("DCR_TEST_ADMIN_PORT=%d", e.adminPort),
 	)
 	return e
@@ -82,6 +83,7 @@ func newEnv(t *testing.T) *env {
 
 func (e *env) url(path string) string  { return fmt.Sprintf("http://127.0.0.1:%d%s", e.port, path) }
 func (e *env) url2(path string) string { return fmt.Sprintf("http://127.0.0.1:%d%s", e.port2, path) }
+func (e *env) url3(path string) string { return fmt.Sprintf("http://127.0.0.1:%d%s", e.port3, path) }
 
 func freePort(t *testing.T) int {
 	t.Helper()

@@ -223,3 +223,38 @@ func TestMCPClientEndToEnd(t *testing.T) {
 
 	assertLogsClean(t, p.logs.String(), tok.AccessToken, tok.RefreshToken, fresh.RefreshToken, q.Get("code"), verifier)
 }
+
+// TestForwardAuthUser: with user {http.request.header.Remote-User} behind
+// forward_auth, the person is who the identity service says, never a
+// Remote-User header the caller sent itself.
+func TestForwardAuthUser(t *testing.T) {
+	e := newEnv(t)
+	e.start("mcp.Caddyfile")
+	resp2, reg := call(t, "POST", e.url3("/oauth/register"), "",
+		`{"client_name":"FA client","redirect_uris":["http://127.0.0.1:9/cb"],"token_endpoint_auth_method":"none"}`)
+	wantStatus(t, resp2, reg, http.StatusCreated)
+	cfg := &oauth2.Config{ClientID: reg["client_id"].(string), RedirectURL: "http://127.0.0.1:9/cb",
+		Endpoint: oauth2.Endpoint{AuthURL: e.url3("/oauth/authorize")}}
+	authURL := cfg.AuthCodeURL("s", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()))
+
+	get := func(headers ...string) (int, string) {
+		req, _ := http.NewRequest("GET", authURL, nil)
+		for i := 0; i+1 < len(headers); i += 2 {
+			req.Header.Set(headers[i], headers[i+1])
+		}
+		resp, err := newBrowser("", "").client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, body(t, resp)
+	}
+	// No session, forged header: forward_auth refuses before dcr.
+	if status, page := get("Remote-User", "mallory"); status != 401 || strings.Contains(page, "mallory") {
+		t.Fatalf("forged Remote-User without a session: %d\n%s", status, page)
+	}
+	// A session and a forged header: the identity service's answer wins.
+	status, page := get("X-Session", "good", "Remote-User", "mallory")
+	if status != 200 || !strings.Contains(page, "Signed in as <strong>bob</strong>") || strings.Contains(page, "mallory") {
+		t.Fatalf("session with a forged header: %d\n%s", status, page)
+	}
+}
