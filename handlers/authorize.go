@@ -264,7 +264,12 @@ func (s *Server) showConsent(w http.ResponseWriter, r *http.Request, req *authzR
 	if u, err := url.Parse(req.redirectURI); err == nil && u.Host != "" {
 		redirectHost = u.Host
 	}
+	site := r.Host
+	if u, err := url.Parse(req.audience); err == nil && u.Host != "" {
+		site = u.Host
+	}
 	s.renderPage(w, http.StatusOK, "consent.html", map[string]any{
+		"Site":         site,
 		"ClientName":   name,
 		"ClientURI":    req.client.Metadata.ClientURI,
 		"LogoURI":      httpsOnly(req.client.Metadata.LogoURI),

@@ -120,7 +120,8 @@ func TestAuthorizationCodeFlow(t *testing.T) {
 	if strings.Contains(body, "<b>&amp;</b>") || !strings.Contains(body, "Tool &lt;b&gt;&amp;amp;&lt;/b&gt;") {
 		t.Fatalf("client name not escaped:\n%s", body)
 	}
-	for _, want := range []string{`name="csrf_token"`, `value="approve"`, `value="deny"`, "<code>read</code>", "alice", "127.0.0.1:4000"} {
+	for _, want := range []string{`name="csrf_token"`, `value="approve"`, `value="deny"`, "<code>read</code>", "alice", "127.0.0.1:4000",
+		"your account on example.com", `<meta name="viewport"`, `<html lang="en">`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("consent page lacks %q", want)
 		}

@@ -4,9 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/caddy-dcr/caddy-dcr/storage"
 )
@@ -155,6 +159,81 @@ func FuzzParseJWT(f *testing.F) {
 			// ECDSA signatures are malleable only through the encoding,
 			// which is fixed-size here: anything else is a forgery.
 			t.Fatalf("accepted a token the server did not issue: %q -> %+v", token, c)
+		}
+	})
+}
+
+// FuzzAuthorizationRequest sends arbitrary query strings to the
+// authorization endpoint: it must answer with a page or a redirect to a
+// registered URI, never panic, and never hand out a code without PKCE.
+func FuzzAuthorizationRequest(f *testing.F) {
+	store, err := storage.OpenBadger("", storage.Options{InMemory: true})
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer store.Close()
+	srv, err := New(context.Background(), store, Config{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	c := &storage.Client{ID: "fuzzclient", RegistrationTokenHash: []byte("x"), Metadata: storage.Metadata{
+		RedirectURIs: []string{"http://127.0.0.1:4000/cb"}, TokenEndpointAuthMethod: "none",
+		GrantTypes: []string{"authorization_code"}, ResponseTypes: []string{"code"}}}
+	if err := store.CreateClient(context.Background(), c); err != nil {
+		f.Fatal(err)
+	}
+	srv.cfg.TrustedClients = []string{"fuzzclient"}
+	f.Add("response_type=code&client_id=fuzzclient&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256&state=x")
+	f.Add("response_type=code&client_id=fuzzclient&redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fcb&scope=a+b&resource=http%3A%2F%2Fexample.com%2Fx")
+	f.Add("client_id=nope&%zz")
+	f.Fuzz(func(t *testing.T, query string) {
+		r := httptest.NewRequest("GET", "/oauth/authorize", nil)
+		r.URL.RawQuery = query
+		repl := caddy.NewReplacer()
+		repl.Set("http.auth.user.id", "fuzzer")
+		r = caddyhttp.PrepareRequest(r, repl, nil, nil)
+		w := httptest.NewRecorder()
+		if err := srv.ServeHTTP(w, r, nil); err != nil {
+			t.Fatal(err)
+		}
+		loc := w.Header().Get("Location")
+		if w.Code == 302 {
+			u, err := url.Parse(loc)
+			if err != nil || !redirectRegistered(u.Scheme+"://"+u.Host+u.Path, c.Metadata.RedirectURIs) {
+				t.Fatalf("redirected to an unregistered URI %q", loc)
+			}
+			q := r.URL.Query()
+			if u.Query().Get("code") != "" && (q.Get("code_challenge_method") != "S256" || len(q.Get("code_challenge")) != 43) {
+				t.Fatalf("a code without PKCE for %q", query)
+			}
+		} else if w.Code >= 500 {
+			t.Fatalf("%d for %q", w.Code, query)
+		}
+	})
+}
+
+// FuzzMetadataDocument feeds arbitrary documents to the client ID
+// metadata document parser: an accepted document names itself and is a
+// public client with valid redirect URIs.
+func FuzzMetadataDocument(f *testing.F) {
+	const id = "https://client.example/meta.json"
+	f.Add(`{"client_id":"` + id + `","redirect_uris":["http://127.0.0.1/cb"],"client_name":"x"}`)
+	f.Add(`{"client_id":"` + id + `","redirect_uris":["https://a.example/cb"],"token_endpoint_auth_method":"client_secret_basic"}`)
+	f.Add(`{"client_id":"https://other.example/m","redirect_uris":[]}`)
+	f.Add(`[]`)
+	m := newMetadataDocuments(MetadataDocumentConfig{}, metadataPolicy{}, nil)
+	f.Fuzz(func(t *testing.T, doc string) {
+		c, err := m.parseDocument(id, []byte(doc))
+		if err != nil {
+			return
+		}
+		if c.ID != id || !c.Public() {
+			t.Fatalf("accepted %+v", c)
+		}
+		for _, u := range c.Metadata.RedirectURIs {
+			if checkRedirectURI(u) != nil {
+				t.Fatalf("accepted redirect URI %q", u)
+			}
 		}
 	})
 }

@@ -14,8 +14,10 @@ import (
 	"github.com/caddy-dcr/caddy-dcr/storage"
 )
 
-// fixedNow is the test clock.
-var fixedNow = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+// fixedNow is where the test clock starts. It is the real time at start:
+// Badger drops entries by their TTL on the wall clock, so a clock set in
+// the past would see short-lived records (codes) vanish.
+var fixedNow = time.Now().UTC().Truncate(time.Second)
 
 type testServer struct {
 	t     testing.TB
