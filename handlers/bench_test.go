@@ -10,6 +10,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddy-dcr/caddy-dcr/storage"
 )
 
 var okHandler = caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
@@ -129,4 +131,52 @@ func BenchmarkClientAuthentication(b *testing.B) {
 			b.ReportMetric(unknown/known, "x-known")
 		}
 	})
+}
+
+// BenchmarkCodeExchange measures grant_type=authorization_code at the
+// token endpoint: client identification, consuming the code in a
+// transaction, the PKCE check, an ES256 signature and storing the refresh
+// token. Codes are made beforehand, straight in the store.
+func BenchmarkCodeExchange(b *testing.B) {
+	ts := newTestServer(b, Config{Now: time.Now})
+	m := ts.register(`{"token_endpoint_auth_method":"none","redirect_uris":["http://127.0.0.1/cb"],"grant_types":["authorization_code","refresh_token"]}`)
+	id := m["client_id"].(string)
+	challenge := challengeOf(testVerifier)
+	const batch = 1000
+	codes := make([]string, 0, batch)
+	refill := func() {
+		codes = codes[:0]
+		for range batch {
+			code := newSecret()
+			err := ts.store.CreateAuthCode(b.Context(), storage.HashSecret(code), &storage.AuthCode{
+				ClientID: id, RedirectURI: "http://127.0.0.1/cb", Challenge: challenge, Scope: "read",
+				Audience: "http://example.com", Subject: "alice", ExpiresAt: time.Now().Add(time.Hour).Unix(),
+				Family: randomString(16), RetainedUntil: time.Now().Add(2 * time.Hour).Unix(),
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			codes = append(codes, code)
+		}
+	}
+	b.ReportAllocs()
+	i := batch
+	for b.Loop() {
+		if i == batch {
+			b.StopTimer()
+			refill()
+			i = 0
+			b.StartTimer()
+		}
+		body := url.Values{"grant_type": {"authorization_code"}, "code": {codes[i]}, "code_verifier": {testVerifier},
+			"redirect_uri": {"http://127.0.0.1/cb"}, "client_id": {id}}.Encode()
+		i++
+		r := httptest.NewRequest("POST", "/oauth/token", strings.NewReader(body))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		w := httptest.NewRecorder()
+		_ = ts.srv.ServeHTTP(w, r, nil)
+		if w.Code != 200 {
+			b.Fatalf("%d %s", w.Code, w.Body)
+		}
+	}
 }
