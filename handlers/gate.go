@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"net/http"
 	"strings"
@@ -21,9 +20,14 @@ var (
 // claims. The signature is checked once per token (the claims are then
 // cached until exp); expiry, issuer and revocation are checked every time.
 func (s *Server) checkAccessToken(ctx context.Context, r *http.Request, token string) (*accessClaims, error) {
-	key := sha256.Sum256([]byte(token))
+	key := s.tokens.key(token)
 	c, ok := s.tokens.get(key)
 	if !ok {
+		// RFC 6750 §2.1's b64token syntax is checked here, off the
+		// cached path: a token that was cached passed it already.
+		if !isB64Token(token) {
+			return nil, errBadToken
+		}
 		var err error
 		if c, err = s.keys.verify(ctx, token); err != nil {
 			return nil, err
@@ -58,7 +62,7 @@ func (s *Server) serveGated(w http.ResponseWriter, r *http.Request, next caddyht
 			delete(r.Header, h)
 		}
 	}
-	token, ok := bearerToken(r)
+	token, ok := bearerTokenUnchecked(r)
 	if !ok {
 		// RFC 6750 §3.1: a request with no token gets a challenge
 		// without an error code.

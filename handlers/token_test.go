@@ -256,6 +256,16 @@ func TestGate(t *testing.T) {
 		t.Errorf("http.auth.user.client_id = %q", v)
 	}
 
+	// A cached token's signature under another payload misses the cache
+	// and fails verification: the cache answers only the exact token.
+	parts := strings.Split(token, ".")
+	other := strings.Split(readOnly, ".")
+	for _, forged := range []string{parts[0] + "." + other[1] + "." + parts[2], other[0] + "." + other[1] + "." + parts[2], "x.y." + parts[2]} {
+		if status, chal := ts.gated("/api/items", "Bearer "+forged); status != 401 || !strings.Contains(chal, "invalid_token") {
+			t.Fatalf("a cached signature with another payload: %d %q", status, chal)
+		}
+	}
+
 	// Forged headers are removed even when the request is refused.
 	ts.gated("/api/items", "", "X-Auth-Subject", "admin")
 
