@@ -323,3 +323,49 @@ func TestReservedClaimNames(t *testing.T) {
 		t.Fatal("a claim named sub was accepted")
 	}
 }
+
+// TestCodeSurvivesFailedClientAuthentication: golang.org/x/oauth2 retries a
+// failed exchange with its other client authentication style; the first,
+// refused attempt must not burn the code.
+func TestCodeSurvivesFailedClientAuthentication(t *testing.T) {
+	ts := newTestServer(t, Config{Claims: map[string]string{"email": "{http.auth.user.email}"}})
+	m := ts.register(`{"redirect_uris":["https://app.example/cb"],"grant_types":["authorization_code"],"client_name":"Web"}`)
+	id, secret := m["client_id"].(string), m["client_secret"].(string)
+	ts.srv.cfg.TrustedClients = []string{id}
+	params := url.Values{"response_type": {"code"}, "client_id": {id}, "redirect_uri": {"https://app.example/cb"},
+		"code_challenge": {challengeOf(testVerifier)}, "code_challenge_method": {"S256"}}
+	_, q := redirectParams(t, ts.authorize("GET", params, "erin"))
+	form := url.Values{"grant_type": {"authorization_code"}, "code": {q.Get("code")}, "code_verifier": {testVerifier},
+		"redirect_uri": {"https://app.example/cb"}}
+	// client_secret_post for a client_secret_basic client: refused.
+	w, got := ts.form("/oauth/token", "", "", with(form, "client_id", id, "client_secret", secret))
+	assertOAuthJSON(t, w, got, 401, "invalid_client")
+	// The retry in the registered style succeeds with the same code.
+	w, got = ts.form("/oauth/token", id, secret, form)
+	assertOAuthJSON(t, w, got, 200, "")
+	if _, ok := got["refresh_token"]; ok {
+		t.Error("a refresh token for a client that did not register refresh_token")
+	}
+	// Introspection carries the grant's extra claims.
+	w, got = ts.form("/oauth/introspect", id, secret, url.Values{"token": {got["access_token"].(string)}})
+	if got["active"] != true || got["sub"] != "erin" || got["email"] != "erin@example.com" {
+		t.Fatalf("introspection %v", got)
+	}
+}
+
+func TestClaimsAreBounded(t *testing.T) {
+	ts := newTestServer(t, Config{Claims: map[string]string{"groups": "{http.auth.user.groups}"}})
+	id, params := ts.publicClient("")
+	ts.srv.cfg.TrustedClients = []string{id}
+	r := httptest.NewRequest("GET", "/oauth/authorize?"+params.Encode(), nil)
+	repl := caddy.NewReplacer()
+	repl.Set("http.auth.user.id", "frank")
+	repl.Set("http.auth.user.groups", strings.Repeat("g", 5000))
+	r = caddyhttp.PrepareRequest(r, repl, nil, nil)
+	w := httptest.NewRecorder()
+	_ = ts.srv.ServeHTTP(w, r, nil)
+	_, q := redirectParams(t, w)
+	if q.Get("error") != "server_error" || q.Get("code") != "" {
+		t.Fatalf("oversized claims: %v", q)
+	}
+}

@@ -149,3 +149,37 @@ func TestDocumentTTL(t *testing.T) {
 		}
 	}
 }
+
+// TestSlowDocumentHostHoldsUpNoOne: while one document host hangs, another
+// client's authorization completes (the slow fetch is still pending when
+// it does), and the slow fetch gives up at its deadline.
+func TestSlowDocumentHostHoldsUpNoOne(t *testing.T) {
+	started := make(chan struct{}, 1)
+	slow := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		started <- struct{}{}
+		<-r.Context().Done() // never answers; the client's deadline ends it
+	}))
+	defer slow.Close()
+	pool := x509.NewCertPool()
+	pool.AddCert(slow.Certificate())
+	ts := newTestServer(t, Config{MetadataDocuments: &MetadataDocumentConfig{AllowPrivate: true,
+		TLS: &tls.Config{RootCAs: pool}, Timeout: 3 * time.Second}})
+	_, params := ts.publicClient("")
+
+	done := make(chan int, 1)
+	go func() {
+		done <- ts.authorize("GET", with(params, "client_id", slow.URL+"/client.json"), "gina").Code
+	}()
+	<-started // the slow fetch is under way
+	if w := ts.authorize("GET", params, "gina"); w.Code != 200 {
+		t.Fatalf("registered client during a slow fetch: %d", w.Code)
+	}
+	select {
+	case code := <-done:
+		t.Fatalf("the slow fetch ended (%d) before the other client was served", code)
+	default:
+	}
+	if code := <-done; code != 400 {
+		t.Fatalf("slow document: %d", code)
+	}
+}

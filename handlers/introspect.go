@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
@@ -20,6 +21,23 @@ type introspection struct {
 	IssuedAt  int64  `json:"iat,omitempty"`
 	ID        string `json:"jti,omitempty"`
 	TokenType string `json:"token_type,omitempty"`
+	// Extra holds the grant's extra claims (the claim subdirective).
+	Extra map[string]string `json:"-"`
+}
+
+type introspectionFields introspection
+
+// MarshalJSON writes the RFC 7662 members, then the extra claims.
+func (i introspection) MarshalJSON() ([]byte, error) {
+	b, err := json.Marshal(introspectionFields(i))
+	if err != nil || len(i.Extra) == 0 {
+		return b, err
+	}
+	extra, err := json.Marshal(i.Extra)
+	if err != nil {
+		return nil, err
+	}
+	return storage.JoinObjects(b, extra), nil
 }
 
 // serveIntrospect is the introspection endpoint of RFC 7662. Only
@@ -80,7 +98,7 @@ func (s *Server) introspectAccessToken(r *http.Request, token string) *introspec
 		aud = c.Audience[0]
 	}
 	return &introspection{Active: true, Scope: c.Scope, ClientID: c.ClientID, Subject: c.Subject,
-		Audience: aud, Issuer: c.Issuer, Expiry: c.Expiry, IssuedAt: c.IssuedAt, ID: c.ID, TokenType: "Bearer"}
+		Audience: aud, Issuer: c.Issuer, Expiry: c.Expiry, IssuedAt: c.IssuedAt, ID: c.ID, TokenType: "Bearer", Extra: c.Extra}
 }
 
 func (s *Server) introspectRefreshToken(r *http.Request, token string) (*introspection, error) {
@@ -95,7 +113,7 @@ func (s *Server) introspectRefreshToken(r *http.Request, token string) (*introsp
 		return nil, nil
 	}
 	res := &introspection{Active: true, Scope: t.Scope, ClientID: t.ClientID, Subject: t.Subject,
-		Issuer: s.issuer(r), Expiry: t.ExpiresAt, IssuedAt: t.IssuedAt, TokenType: "refresh_token"}
+		Issuer: s.issuer(r), Expiry: t.ExpiresAt, IssuedAt: t.IssuedAt, TokenType: "refresh_token", Extra: t.Claims}
 	if t.Audience != "" {
 		res.Audience = t.Audience
 	}
