@@ -100,6 +100,20 @@ func FuzzParseBasic(f *testing.F) {
 	})
 }
 
+// fuzzServer is a Server on an in-memory store, closed with the fuzz test.
+func fuzzServer(f *testing.F) (*Server, storage.Store) {
+	store, err := storage.OpenBadger("", storage.Options{InMemory: true})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { _ = store.Close() })
+	srv, err := New(context.Background(), store, Config{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	return srv, store
+}
+
 // FuzzTokenRequest sends arbitrary form bodies and Authorization headers to
 // the token endpoint: every answer must be a JSON OAuth error or success
 // with the no-store header, never a panic or a 5xx.
@@ -108,15 +122,7 @@ func FuzzTokenRequest(f *testing.F) {
 	f.Add("grant_type=refresh_token&refresh_token=x&client_id=abc", "")
 	f.Add("grant_type=client_credentials&resource=http%3A%2F%2Fexample.com%2Fa&resource=b", "")
 	f.Add("%zz=1&grant_type", "Basic")
-	store, err := storage.OpenBadger("", storage.Options{InMemory: true})
-	if err != nil {
-		f.Fatal(err)
-	}
-	defer store.Close()
-	srv, err := New(context.Background(), store, Config{})
-	if err != nil {
-		f.Fatal(err)
-	}
+	srv, _ := fuzzServer(f)
 	f.Fuzz(func(t *testing.T, form, authorization string) {
 		r := httptest.NewRequest("POST", "/oauth/token", strings.NewReader(form))
 		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -167,15 +173,7 @@ func FuzzParseJWT(f *testing.F) {
 // authorization endpoint: it must answer with a page or a redirect to a
 // registered URI, never panic, and never hand out a code without PKCE.
 func FuzzAuthorizationRequest(f *testing.F) {
-	store, err := storage.OpenBadger("", storage.Options{InMemory: true})
-	if err != nil {
-		f.Fatal(err)
-	}
-	defer store.Close()
-	srv, err := New(context.Background(), store, Config{})
-	if err != nil {
-		f.Fatal(err)
-	}
+	srv, store := fuzzServer(f)
 	c := &storage.Client{ID: "fuzzclient", RegistrationTokenHash: []byte("x"), Metadata: storage.Metadata{
 		RedirectURIs: []string{"http://127.0.0.1:4000/cb"}, TokenEndpointAuthMethod: "none",
 		GrantTypes: []string{"authorization_code"}, ResponseTypes: []string{"code"}}}

@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
@@ -29,15 +28,7 @@ type introspectionFields introspection
 
 // MarshalJSON writes the RFC 7662 members, then the extra claims.
 func (i introspection) MarshalJSON() ([]byte, error) {
-	b, err := json.Marshal(introspectionFields(i))
-	if err != nil || len(i.Extra) == 0 {
-		return b, err
-	}
-	extra, err := json.Marshal(i.Extra)
-	if err != nil {
-		return nil, err
-	}
-	return storage.JoinObjects(b, extra), nil
+	return marshalWithExtra(introspectionFields(i), i.Extra)
 }
 
 // serveIntrospect is the introspection endpoint of RFC 7662. Only

@@ -79,15 +79,21 @@ var reservedClaims = []string{"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "
 
 // MarshalJSON writes the registered claims, then the extra claims.
 func (c accessClaims) MarshalJSON() ([]byte, error) {
-	b, err := json.Marshal(claimFields(c))
-	if err != nil || len(c.Extra) == 0 {
+	return marshalWithExtra(claimFields(c), c.Extra)
+}
+
+// marshalWithExtra encodes v, an object, followed by the members of extra
+// (which must not repeat v's).
+func marshalWithExtra(v any, extra map[string]string) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil || len(extra) == 0 {
 		return b, err
 	}
-	extra, err := json.Marshal(c.Extra)
+	e, err := json.Marshal(extra)
 	if err != nil {
 		return nil, err
 	}
-	return storage.JoinObjects(b, extra), nil
+	return storage.JoinObjects(b, e), nil
 }
 
 // UnmarshalJSON reads the registered claims and keeps other string claims

@@ -65,16 +65,21 @@ func (ts *testServer) do(method, target, token, contentType, body string) (*http
 		r.Header.Set("Content-Type", contentType)
 	}
 	w := httptest.NewRecorder()
-	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+	if err := ts.srv.ServeHTTP(w, r, ts.next()); err != nil {
+		ts.t.Fatalf("ServeHTTP returned %v", err)
+	}
+	return w, decodeBody(ts.t, w)
+}
+
+// next is the upstream behind the gate: it records what it received and
+// answers 418, a status no dcr endpoint uses.
+func (ts *testServer) next() caddyhttp.Handler {
+	return caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		ts.passed++
 		ts.upstream = r
 		w.WriteHeader(http.StatusTeapot)
 		return nil
 	})
-	if err := ts.srv.ServeHTTP(w, r, next); err != nil {
-		ts.t.Fatalf("ServeHTTP returned %v", err)
-	}
-	return w, decodeBody(ts.t, w)
 }
 
 func decodeBody(t testing.TB, w *httptest.ResponseRecorder) map[string]any {

@@ -49,13 +49,7 @@ func (ts *testServer) gated(target, authorization string, headers ...string) (in
 	r = caddyhttp.PrepareRequest(r, repl, nil, nil)
 	ts.upstream = nil
 	w := httptest.NewRecorder()
-	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-		ts.passed++
-		ts.upstream = r
-		w.WriteHeader(http.StatusTeapot)
-		return nil
-	})
-	err := ts.srv.ServeHTTP(w, r, next)
+	err := ts.srv.ServeHTTP(w, r, ts.next())
 	if err == nil {
 		return w.Code, ""
 	}
