@@ -211,7 +211,11 @@ func New(ctx context.Context, store storage.Store, cfg Config) (*Server, error) 
 		return nil, err
 	}
 	s.tokens = newTokenCache(defaultTokenCacheSize)
-	s.csrfKey = []byte(randomString(32))
+	// The consent forms' key lives in the store, so a form stays valid
+	// across a config reload and whichever handler receives it.
+	if s.csrfKey, err = store.ServerSecret(ctx, "csrf"); err != nil {
+		return nil, fmt.Errorf("reading the consent form key: %w", err)
+	}
 	if cfg.MetadataDocuments != nil {
 		s.cimd = newMetadataDocuments(*cfg.MetadataDocuments, s.policy, s.log)
 	}

@@ -258,3 +258,27 @@ func TestForwardAuthUser(t *testing.T) {
 		t.Fatalf("session with a forged header: %d\n%s", status, page)
 	}
 }
+
+// TestConsentFormSurvivesReload: a person who opened the consent page
+// before a config reload can still approve it after (the form's key is in
+// the store, not in the old config's memory).
+func TestConsentFormSurvivesReload(t *testing.T) {
+	e := newEnv(t)
+	e.start("mcp.Caddyfile")
+	redirect := "http://127.0.0.1:9/cb"
+	resp2, reg := call(t, "POST", e.url("/oauth/register"), "",
+		`{"client_name":"Reload client","redirect_uris":["`+redirect+`"],"token_endpoint_auth_method":"none"}`)
+	wantStatus(t, resp2, reg, http.StatusCreated)
+	cfg := &oauth2.Config{ClientID: reg["client_id"].(string), RedirectURL: redirect,
+		Endpoint: oauth2.Endpoint{AuthURL: e.url("/oauth/authorize")}}
+	alice := newBrowser("alice", "wonderland")
+	resp, page := alice.do(t, "GET", cfg.AuthCodeURL("s", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())), nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("consent page: %d", resp.StatusCode)
+	}
+	e.load("mcp.Caddyfile")
+	back := alice.submitConsent(t, e.url(""), page, "approve")
+	if back.Query().Get("code") == "" {
+		t.Fatalf("after a reload the form was refused: %s", back)
+	}
+}

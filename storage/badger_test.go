@@ -274,3 +274,30 @@ func TestMetadataJSONNeverNull(t *testing.T) {
 		t.Fatalf("redirect_uris not an array: %s", b)
 	}
 }
+
+func TestServerSecretIsStable(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "db")
+	s, err := OpenBadger(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.ServerSecret(ctx, "csrf")
+	if err != nil || len(a) != 32 {
+		t.Fatalf("%x %v", a, err)
+	}
+	other, _ := s.ServerSecret(ctx, "other")
+	if string(other) == string(a) {
+		t.Fatal("two names share a secret")
+	}
+	s.Close()
+	s, err = OpenBadger(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	b, _ := s.ServerSecret(ctx, "csrf")
+	if string(a) != string(b) {
+		t.Fatal("the secret changed across a reopen")
+	}
+}

@@ -59,6 +59,9 @@ type Store interface {
 	SigningKeys(ctx context.Context) ([]*SigningKey, error)
 	// PutSigningKey stores a signing key.
 	PutSigningKey(ctx context.Context, k *SigningKey) error
+	// ServerSecret returns a random secret kept under name, made the
+	// first time it is asked for.
+	ServerSecret(ctx context.Context, name string) ([]byte, error)
 	// DeleteSigningKey removes a signing key; a missing one is no error.
 	DeleteSigningKey(ctx context.Context, id string) error
 

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -22,6 +23,7 @@ const (
 	prefixRevokedJTI    = "vj/" // vj/<jti> -> expiry (unix seconds)
 	prefixRevokedFamily = "vf/" // vf/<family> -> expiry (unix seconds)
 	prefixRevokedClient = "vc/" // vc/<client id> -> tokens issued up to this second are revoked
+	prefixServerSecret  = "s/"  // s/<name> -> a random secret of the server's
 )
 
 // ErrTokenReused is returned by RotateRefreshToken for a refresh token that
@@ -187,6 +189,27 @@ func (s *Badger) PutSigningKey(ctx context.Context, k *SigningKey) error {
 	return s.update(ctx, func(txn *badger.Txn) error {
 		return txn.Set([]byte(prefixSigningKey+k.ID), b)
 	})
+}
+
+// ServerSecret returns the random secret stored under name, creating it
+// (32 bytes from crypto/rand) the first time, in one transaction, so every
+// handler on this database and every restart gets the same one.
+func (s *Badger) ServerSecret(ctx context.Context, name string) ([]byte, error) {
+	var secret []byte
+	err := s.update(ctx, func(txn *badger.Txn) error {
+		item, err := txn.Get([]byte(prefixServerSecret + name))
+		if err == nil {
+			secret, err = item.ValueCopy(nil)
+			return err
+		}
+		if !errors.Is(err, badger.ErrKeyNotFound) {
+			return err
+		}
+		secret = make([]byte, 32)
+		_, _ = rand.Read(secret)
+		return txn.Set([]byte(prefixServerSecret+name), secret)
+	})
+	return secret, err
 }
 
 // DeleteSigningKey removes a signing key; a missing key is not an error.
