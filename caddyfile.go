@@ -48,6 +48,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    client_id_header <name>|off
 //	    scope_header <name>|off
 //	    strip_authorization
+//	    allow_preflight
 //	    authorization_path <path>
 //	    grants_path <path>
 //	    user <placeholder>
@@ -142,9 +143,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := singleString(d, dst); err != nil {
 				return err
 			}
-		case "sync_writes", "strip_authorization", "metadata_document_allow_private":
+		case "sync_writes", "strip_authorization", "allow_preflight", "metadata_document_allow_private":
 			dst := map[string]*bool{"sync_writes": &h.SyncWrites, "strip_authorization": &h.StripAuthorization,
-				"metadata_document_allow_private": &h.MetadataDocumentAllowPrivate}[name]
+				"allow_preflight": &h.AllowPreflight, "metadata_document_allow_private": &h.MetadataDocumentAllowPrivate}[name]
 			if d.NextArg() {
 				return d.ArgErr()
 			}

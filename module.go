@@ -103,6 +103,11 @@ type Handler struct {
 	// StripAuthorization removes the Authorization header before the
 	// request goes upstream. Default: false (the upstream sees the token).
 	StripAuthorization bool `json:"strip_authorization,omitempty"`
+	// AllowPreflight lets CORS preflight requests (OPTIONS with Origin
+	// and Access-Control-Request-Method) through the gate without a
+	// token, for browser-based clients; the upstream answers them.
+	// Default: false.
+	AllowPreflight bool `json:"allow_preflight,omitempty"`
 
 	// AuthorizationPath is the authorization endpoint. Default:
 	// /oauth/authorize.
@@ -223,6 +228,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		ClientIDHeader:      headerName(h.ClientIDHeader),
 		ScopeHeader:         headerName(h.ScopeHeader),
 		StripAuthorization:  h.StripAuthorization,
+		AllowPreflight:      h.AllowPreflight,
 		AuthorizationPath:   h.AuthorizationPath,
 		GrantsPath:          h.GrantsPath,
 		User:                h.User,

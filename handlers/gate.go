@@ -62,6 +62,13 @@ func (s *Server) serveGated(w http.ResponseWriter, r *http.Request, next caddyht
 			delete(r.Header, h)
 		}
 	}
+	// A CORS preflight carries no credentials (the Fetch standard leaves
+	// them out), so a browser-based client can never pass the gate with
+	// one; when allowed, it goes to the upstream, which answers for CORS.
+	if s.cfg.AllowPreflight && r.Method == http.MethodOptions &&
+		r.Header.Get("Origin") != "" && r.Header.Get("Access-Control-Request-Method") != "" {
+		return next.ServeHTTP(w, r)
+	}
 	token, ok := bearerTokenUnchecked(r)
 	if !ok {
 		// RFC 6750 §3.1: a request with no token gets a challenge

@@ -65,6 +65,9 @@ type Config struct {
 	// StripAuthorization removes the Authorization header before the
 	// request goes upstream.
 	StripAuthorization bool
+	// AllowPreflight lets CORS preflight requests through the gate
+	// without a token.
+	AllowPreflight bool
 
 	// AuthorizationPath and GrantsPath are the authorization endpoint and
 	// the person's grants.

@@ -270,6 +270,40 @@ func TestGate(t *testing.T) {
 	}
 }
 
+func TestGatePreflight(t *testing.T) {
+	preflight := func(ts *testServer, origin string) int {
+		r := httptest.NewRequest("OPTIONS", "/mcp", nil)
+		if origin != "" {
+			r.Header.Set("Origin", origin)
+		}
+		r.Header.Set("Access-Control-Request-Method", "POST")
+		r.Header.Set("X-Auth-Subject", "forged")
+		r = caddyhttp.PrepareRequest(r, caddy.NewReplacer(), nil, nil)
+		w := httptest.NewRecorder()
+		if err := ts.srv.ServeHTTP(w, r, ts.next()); err != nil {
+			return 401
+		}
+		if ts.upstream.Header.Get("X-Auth-Subject") != "" {
+			t.Fatal("a forged identity header passed with a preflight")
+		}
+		return w.Code
+	}
+	off := newTestServer(t, Config{SubjectHeader: "X-Auth-Subject"})
+	if got := preflight(off, "https://app.example"); got != 401 {
+		t.Fatalf("preflight with allow_preflight off: %d", got)
+	}
+	on := newTestServer(t, Config{SubjectHeader: "X-Auth-Subject", AllowPreflight: true})
+	if got := preflight(on, "https://app.example"); got != http.StatusTeapot {
+		t.Fatalf("preflight with allow_preflight on: %d", got)
+	}
+	if got := preflight(on, ""); got != 401 {
+		t.Fatalf("an OPTIONS without Origin is no preflight: %d", got)
+	}
+	if status, _ := on.gated("/mcp", ""); status != 401 {
+		t.Fatalf("a GET without a token with allow_preflight on: %d", status)
+	}
+}
+
 func TestGateAudience(t *testing.T) {
 	ts := newTestServer(t, Config{Resource: "http://example.com/mcp"})
 	id, secret := ts.machineClient("")
