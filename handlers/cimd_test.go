@@ -170,7 +170,13 @@ func TestSlowDocumentHostHoldsUpNoOne(t *testing.T) {
 	go func() {
 		done <- ts.authorize("GET", with(params, "client_id", slow.URL+"/client.json"), "gina").Code
 	}()
-	<-started // the slow fetch is under way
+	select { // the slow fetch is under way
+	case <-started:
+	case code := <-done:
+		t.Fatalf("the document fetch never reached the server: %d", code)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the document fetch never started")
+	}
 	if w := ts.authorize("GET", params, "gina"); w.Code != 200 {
 		t.Fatalf("registered client during a slow fetch: %d", w.Code)
 	}
