@@ -9,6 +9,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/dustin/go-humanize"
+
+	"github.com/caddy-dcr/caddy-dcr/handlers"
 )
 
 func init() {
@@ -115,7 +117,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if !d.Args(&claimName, &value) || d.NextArg() {
 				return d.ArgErr()
 			}
-			if slices.Contains(reservedClaims, claimName) {
+			if slices.Contains(handlers.ReservedClaims, claimName) {
 				return d.Errf("claim %q is a name the token already uses", claimName)
 			}
 			if _, dup := h.Claims[claimName]; dup {

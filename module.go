@@ -291,7 +291,7 @@ func (h *Handler) validate() error {
 		}
 	}
 	for name := range h.Claims {
-		if slices.Contains(reservedClaims, name) {
+		if slices.Contains(handlers.ReservedClaims, name) {
 			return fmt.Errorf("claim %q is a name the token already uses", name)
 		}
 		if name == "" || strings.ContainsAny(name, " {}") {
@@ -309,9 +309,6 @@ func (h *Handler) validate() error {
 	}
 	return nil
 }
-
-// reservedClaims are the claims a token sets itself.
-var reservedClaims = []string{"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "client_id", "scope", "cnf", "fam"}
 
 // headerName maps the "off" of a header subdirective to no header.
 func headerName(v string) string {

@@ -8,6 +8,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/caddy-dcr/caddy-dcr/storage"
@@ -56,20 +57,11 @@ func (s *Server) readForm(w http.ResponseWriter, r *http.Request, multi ...strin
 		return ErrInvalidRequest.WithDescription("the body is not a valid form")
 	}
 	for name, values := range r.PostForm {
-		if len(values) > 1 && !contains(multi, name) {
+		if len(values) > 1 && !slices.Contains(multi, name) {
 			return ErrInvalidRequest.WithDescription(fmt.Sprintf("parameter %s is repeated", name))
 		}
 	}
 	return nil
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // parseBasic decodes the credentials of an "Authorization: Basic" header.

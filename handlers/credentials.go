@@ -27,11 +27,8 @@ func randomString(n int) string {
 // a b64token. It reports false when the header is missing, repeated, of
 // another scheme or malformed.
 func bearerToken(r *http.Request) (string, bool) {
-	values := r.Header.Values("Authorization")
-	if len(values) != 1 {
-		return "", false
-	}
-	return parseBearer(values[0])
+	token, ok := bearerTokenUnchecked(r)
+	return checkedB64Token(token, ok)
 }
 
 // bearerTokenUnchecked is bearerToken without the b64token check, for the
@@ -43,26 +40,31 @@ func bearerTokenUnchecked(r *http.Request) (string, bool) {
 	if len(values) != 1 {
 		return "", false
 	}
-	v := values[0]
-	if len(v) < 7 || !strings.EqualFold(v[:7], "Bearer ") {
-		return "", false
-	}
-	token := strings.TrimLeft(v[7:], " ")
-	return token, token != ""
+	return cutBearer(values[0])
 }
 
 // parseBearer parses the value of an Authorization header holding a bearer
 // token.
 func parseBearer(v string) (string, bool) {
-	scheme, token, ok := strings.Cut(v, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return "", false
-	}
-	token = strings.TrimLeft(token, " ")
-	if !isB64Token(token) {
+	return checkedB64Token(cutBearer(v))
+}
+
+// checkedB64Token passes on a token that is a b64token, and "" otherwise.
+func checkedB64Token(token string, ok bool) (string, bool) {
+	if !ok || !isB64Token(token) {
 		return "", false
 	}
 	return token, true
+}
+
+// cutBearer takes the token out of "Bearer <token>" without checking its
+// syntax.
+func cutBearer(v string) (string, bool) {
+	if len(v) < 7 || !strings.EqualFold(v[:7], "Bearer ") {
+		return "", false
+	}
+	token := strings.TrimLeft(v[7:], " ")
+	return token, token != ""
 }
 
 // isB64Token reports whether s matches RFC 6750's

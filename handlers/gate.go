@@ -214,7 +214,8 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, oerr *Error, cau
 	return caddyhttp.Error(status, cause)
 }
 
+// quotedPair escapes what an RFC 9110 quoted-string cannot hold as is.
+var quotedPair = strings.NewReplacer(`\`, `\\`, `"`, `\"`)
+
 // quote makes an RFC 9110 quoted-string.
-func quote(s string) string {
-	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
-}
+func quote(s string) string { return `"` + quotedPair.Replace(s) + `"` }

@@ -73,9 +73,9 @@ func (a *audience) UnmarshalJSON(b []byte) error {
 
 type claimFields accessClaims
 
-// reservedClaims are the claims the token sets itself; an operator's extra
-// claim may not use their names.
-var reservedClaims = []string{"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "client_id", "scope", "cnf", "fam"}
+// ReservedClaims are the claims an access token sets itself; an operator's
+// extra claim may not use their names.
+var ReservedClaims = []string{"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "client_id", "scope", "cnf", "fam"}
 
 // MarshalJSON writes the registered claims, then the extra claims.
 func (c accessClaims) MarshalJSON() ([]byte, error) {
@@ -107,7 +107,7 @@ func (c *accessClaims) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &all); err != nil {
 		return err
 	}
-	for _, k := range reservedClaims {
+	for _, k := range ReservedClaims {
 		delete(all, k)
 	}
 	for k, v := range all {

@@ -169,7 +169,7 @@ func New(ctx context.Context, store storage.Store, cfg Config) (*Server, error) 
 		cfg.User = DefaultUser
 	}
 	for name := range cfg.Claims {
-		if slices.Contains(reservedClaims, name) {
+		if slices.Contains(ReservedClaims, name) {
 			return nil, fmt.Errorf("claim %q is one the token already uses", name)
 		}
 	}
@@ -321,10 +321,8 @@ func allowMethods(w http.ResponseWriter, r *http.Request, allowed ...string) boo
 		w.WriteHeader(http.StatusNoContent)
 		return false
 	}
-	for _, m := range allowed {
-		if r.Method == m {
-			return true
-		}
+	if slices.Contains(allowed, r.Method) {
+		return true
 	}
 	h.Set("Allow", list+", OPTIONS")
 	writeJSON(w, http.StatusMethodNotAllowed, ErrInvalidRequest.WithDescription(

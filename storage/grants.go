@@ -137,22 +137,7 @@ func (s *Badger) UpdateGrant(ctx context.Context, subject, clientID string, upda
 
 // Grants lists a person's grants.
 func (s *Badger) Grants(ctx context.Context, subject string) ([]*Grant, error) {
-	var out []*Grant
-	err := s.view(ctx, func(txn *badger.Txn) error {
-		opts := badger.DefaultIteratorOptions
-		opts.Prefix = []byte(grantPrefix(subject))
-		it := txn.NewIterator(opts)
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			var g Grant
-			if err := it.Item().Value(func(b []byte) error { return json.Unmarshal(b, &g) }); err != nil {
-				return err
-			}
-			out = append(out, &g)
-		}
-		return nil
-	})
-	return out, err
+	return scanJSON[Grant](ctx, s, grantPrefix(subject))
 }
 
 // DeleteGrant removes a person's grant to a client and returns it, so the

@@ -161,23 +161,29 @@ func setUntil(txn *badger.Txn, key []byte, value []byte, exp int64) error {
 
 // SigningKeys returns the stored signing keys, oldest first.
 func (s *Badger) SigningKeys(ctx context.Context) ([]*SigningKey, error) {
-	var keys []*SigningKey
+	keys, err := scanJSON[SigningKey](ctx, s, prefixSigningKey)
+	sort.Slice(keys, func(i, j int) bool { return keys[i].CreatedAt < keys[j].CreatedAt })
+	return keys, err
+}
+
+// scanJSON decodes every record under prefix, in key order.
+func scanJSON[T any](ctx context.Context, s *Badger, prefix string) ([]*T, error) {
+	var out []*T
 	err := s.view(ctx, func(txn *badger.Txn) error {
 		opts := badger.DefaultIteratorOptions
-		opts.Prefix = []byte(prefixSigningKey)
+		opts.Prefix = []byte(prefix)
 		it := txn.NewIterator(opts)
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
-			var k SigningKey
-			if err := it.Item().Value(func(b []byte) error { return json.Unmarshal(b, &k) }); err != nil {
+			v := new(T)
+			if err := it.Item().Value(func(b []byte) error { return json.Unmarshal(b, v) }); err != nil {
 				return err
 			}
-			keys = append(keys, &k)
+			out = append(out, v)
 		}
 		return nil
 	})
-	sort.Slice(keys, func(i, j int) bool { return keys[i].CreatedAt < keys[j].CreatedAt })
-	return keys, err
+	return out, err
 }
 
 // PutSigningKey stores a signing key.
