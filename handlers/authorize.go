@@ -346,6 +346,7 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, req *authzReq
 			g.CreatedAt = now.Unix()
 		}
 		g.UpdatedAt = now.Unix()
+		g.ClientName = req.client.Metadata.ClientName
 		if approved {
 			g.Scope = strings.Join(dedupe(append(strings.Fields(g.Scope), strings.Fields(req.scope)...)), " ")
 		}

@@ -48,12 +48,9 @@ func (s *Server) serveGrants(w http.ResponseWriter, r *http.Request) {
 	}
 	views := []grantView{}
 	for _, g := range grants {
-		v := grantView{ClientID: g.ClientID, Scope: g.Scope, CreatedAt: g.CreatedAt, UpdatedAt: g.UpdatedAt,
-			Action: s.cfg.GrantsPath + "/" + url.PathEscape(g.ClientID), CSRF: s.csrfToken(user, url.Values{"revoke": {g.ClientID}})}
-		if c, _, err := s.lookupClient(r, g.ClientID); err == nil {
-			v.ClientName = c.Metadata.ClientName
-		}
-		views = append(views, v)
+		views = append(views, grantView{ClientID: g.ClientID, ClientName: g.ClientName, Scope: g.Scope,
+			CreatedAt: g.CreatedAt, UpdatedAt: g.UpdatedAt, Action: s.cfg.GrantsPath + "/" + url.PathEscape(g.ClientID),
+			CSRF: s.csrfToken(user, url.Values{"revoke": {g.ClientID}})})
 	}
 	if wantsJSON(r) {
 		writeJSON(w, http.StatusOK, map[string]any{"grants": views})

@@ -39,12 +39,16 @@ type AuthCode struct {
 // Grant is a person's consent to a client: the scopes approved and the
 // token families issued under it, so that revoking the grant revokes them.
 type Grant struct {
-	Subject   string   `json:"sub"`
-	ClientID  string   `json:"client_id"`
-	Scope     string   `json:"scope"`
-	CreatedAt int64    `json:"created_at"`
-	UpdatedAt int64    `json:"updated_at"`
-	Families  []string `json:"families,omitempty"`
+	Subject  string `json:"sub"`
+	ClientID string `json:"client_id"`
+	// ClientName is the client's name when the grant was last made, so
+	// that listing grants needs no client lookups (a metadata-document
+	// client's would be fetches over the network).
+	ClientName string   `json:"client_name,omitempty"`
+	Scope      string   `json:"scope"`
+	CreatedAt  int64    `json:"created_at"`
+	UpdatedAt  int64    `json:"updated_at"`
+	Families   []string `json:"families,omitempty"`
 }
 
 func authCodeKey(hash []byte) []byte { return []byte(prefixAuthCode + hex.EncodeToString(hash)) }
