@@ -106,7 +106,7 @@ func (s *Server) grantRefreshToken(r *http.Request, c *storage.Client, aud strin
 	now := s.now()
 	next := newSecret()
 	var resp *tokenResponse
-	err := s.store.RotateRefreshToken(r.Context(), hash, func(old *storage.RefreshToken) ([]byte, *storage.RefreshToken, error) {
+	reused, err := s.store.RotateRefreshToken(r.Context(), hash, func(old *storage.RefreshToken) ([]byte, *storage.RefreshToken, error) {
 		// An unknown, expired, replayed or foreign refresh token is
 		// invalid_grant, never invalid_client: clients answer
 		// invalid_client by registering again.
@@ -146,10 +146,8 @@ func (s *Server) grantRefreshToken(r *http.Request, c *storage.Client, aud strin
 	case errors.Is(err, storage.ErrTokenReused):
 		// OAuth 2.1 §4.3.1: a rotated refresh token came back, so one of
 		// its holders is not the client: revoke the whole family.
-		if old, lerr := s.store.RefreshToken(r.Context(), hash); lerr == nil {
-			if rerr := s.store.RevokeFamily(r.Context(), old.Family, now.Add(s.cfg.AccessTokenTTL).Unix()); rerr != nil {
-				return nil, rerr
-			}
+		if rerr := s.store.RevokeFamily(r.Context(), reused.Family, now.Add(s.cfg.AccessTokenTTL).Unix()); rerr != nil {
+			return nil, rerr
 		}
 		s.log.Warn("refresh token replayed; its grant is revoked", zap.String("client_id", c.ID))
 		return nil, ErrInvalidGrant.WithDescription("the refresh token was already used")

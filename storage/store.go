@@ -71,9 +71,10 @@ type Store interface {
 	// RefreshToken returns the refresh token whose value hashes to hash.
 	RefreshToken(ctx context.Context, hash []byte) (*RefreshToken, error)
 	// RotateRefreshToken marks the token that hashes to hash as used and
-	// stores the one next returns, atomically; see Badger's method.
+	// stores the one next returns, atomically; a token used before comes
+	// back with ErrTokenReused. See Badger's method.
 	RotateRefreshToken(ctx context.Context, hash []byte,
-		next func(old *RefreshToken) (newHash []byte, t *RefreshToken, err error)) error
+		next func(old *RefreshToken) (newHash []byte, t *RefreshToken, err error)) (*RefreshToken, error)
 	// RevokeFamily deletes a family's refresh tokens and revokes the
 	// access tokens issued from them until the unix time until.
 	RevokeFamily(ctx context.Context, family string, until int64) error

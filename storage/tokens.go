@@ -271,16 +271,20 @@ func (s *Badger) RefreshToken(ctx context.Context, hash []byte) (*RefreshToken, 
 // RotateRefreshToken replaces the refresh token that hashes to hash, in one
 // transaction: next receives the stored token and returns the new token and
 // the hash of its value, or an error that aborts the rotation. A token
-// already rotated gives ErrTokenReused and changes nothing.
+// already rotated changes nothing and is returned with ErrTokenReused, as
+// ConsumeAuthCode returns a replayed code, so the caller can revoke its
+// family without reading it again.
 func (s *Badger) RotateRefreshToken(ctx context.Context, hash []byte,
-	next func(old *RefreshToken) (newHash []byte, t *RefreshToken, err error)) error {
-	return s.update(ctx, func(txn *badger.Txn) error {
+	next func(old *RefreshToken) (newHash []byte, t *RefreshToken, err error)) (*RefreshToken, error) {
+	var reused *RefreshToken
+	err := s.update(ctx, func(txn *badger.Txn) error {
 		var old RefreshToken
 		main, _, _ := refreshKeys(hash, &old)
 		if err := getJSON(txn, main, &old); err != nil {
 			return err
 		}
 		if old.Used {
+			reused = &old
 			return ErrTokenReused
 		}
 		newHash, t, err := next(&old)
@@ -293,6 +297,7 @@ func (s *Badger) RotateRefreshToken(ctx context.Context, hash []byte,
 		}
 		return putRefreshToken(txn, newHash, t)
 	})
+	return reused, err
 }
 
 // deleteByIndex deletes every refresh token listed under an index prefix
