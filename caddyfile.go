@@ -44,6 +44,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    access_token_ttl <duration>
 //	    refresh_token_ttl <duration>
 //	    key_rotation <duration>
+//	    refresh_reuse_window <duration>
 //	    resource <url>
 //	    require_scope <scope...>
 //	    subject_header <name>|off
@@ -196,6 +197,20 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("%s must be positive", name)
 			}
 			*dst = caddy.Duration(dur)
+		case "refresh_reuse_window":
+			var v string
+			if err := singleString(d, &v); err != nil {
+				return err
+			}
+			if h.RefreshReuseWindow != nil {
+				return d.Errf("%s already specified", name)
+			}
+			dur, err := caddy.ParseDuration(v)
+			if err != nil || dur < 0 {
+				return d.Errf("%s: %q is not a duration of 0 or more", name, v)
+			}
+			w := caddy.Duration(dur)
+			h.RefreshReuseWindow = &w
 		case "max_body_size":
 			var v string
 			if err := singleString(d, &v); err != nil {

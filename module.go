@@ -86,6 +86,13 @@ type Handler struct {
 	// over; the old one keeps verifying until its tokens expired.
 	// Default: 30 days.
 	KeyRotation caddy.Duration `json:"key_rotation,omitempty"`
+	// RefreshReuseWindow is how long after a refresh token was rotated
+	// (or a code exchanged) its own client may present it again, as
+	// clients that refresh in parallel do, and get a sibling token (or,
+	// for a code, a plain invalid_grant) instead of having the whole
+	// token family revoked as a replay. 0 makes rotation strict.
+	// Default: 10s.
+	RefreshReuseWindow *caddy.Duration `json:"refresh_reuse_window,omitempty"`
 
 	// Resource is this gate's resource identifier (RFC 8707, RFC 9728):
 	// tokens must be for it or a URL below it. Default: the origin of
@@ -190,6 +197,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			*hd.name = hd.def
 		}
 	}
+	if h.RefreshReuseWindow == nil {
+		w := caddy.Duration(handlers.DefaultRefreshReuseWindow)
+		h.RefreshReuseWindow = &w
+	}
 	if err := h.validate(); err != nil {
 		return err
 	}
@@ -222,6 +233,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		AccessTokenTTL:      time.Duration(h.AccessTokenTTL),
 		RefreshTokenTTL:     time.Duration(h.RefreshTokenTTL),
 		KeyRotation:         time.Duration(h.KeyRotation),
+		RefreshReuseWindow:  time.Duration(*h.RefreshReuseWindow),
 		Resource:            h.Resource,
 		RequireScope:        h.RequireScope,
 		SubjectHeader:       headerName(h.SubjectHeader),
@@ -285,6 +297,7 @@ func (h *Handler) validate() error {
 	}{
 		{"client_secret_ttl", h.ClientSecretTTL}, {"access_token_ttl", h.AccessTokenTTL},
 		{"refresh_token_ttl", h.RefreshTokenTTL}, {"key_rotation", h.KeyRotation}, {"code_ttl", h.CodeTTL},
+		{"refresh_reuse_window", ptrValue(h.RefreshReuseWindow)},
 	} {
 		if d.value < 0 {
 			return fmt.Errorf("%s must not be negative", d.name)
@@ -308,6 +321,13 @@ func (h *Handler) validate() error {
 		return fmt.Errorf("max_body_size must not be negative")
 	}
 	return nil
+}
+
+func ptrValue[T any](p *T) (v T) {
+	if p != nil {
+		v = *p
+	}
+	return v
 }
 
 // headerName maps the "off" of a header subdirective to no header.

@@ -340,8 +340,12 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, req *authzReq
 		return
 	}
 	now := s.now()
-	family := randomString(16)
-	_, err = s.store.UpdateGrant(r.Context(), user, req.client.ID, func(g *storage.Grant) error {
+	grantID := randomString(16)
+	grant, err := s.store.UpdateGrant(r.Context(), user, req.client.ID, func(g *storage.Grant) error {
+		if g.ID == "" {
+			// A new grant, or one from before grants had IDs.
+			g.ID = grantID
+		}
 		if g.CreatedAt == 0 {
 			g.CreatedAt = now.Unix()
 		}
@@ -350,7 +354,6 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, req *authzReq
 		if approved {
 			g.Scope = strings.Join(dedupe(append(strings.Fields(g.Scope), strings.Fields(req.scope)...)), " ")
 		}
-		g.Families = append(g.Families, family)
 		return nil
 	})
 	if err != nil {
@@ -361,8 +364,8 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, req *authzReq
 	code := newSecret()
 	err = s.store.CreateAuthCode(r.Context(), storage.HashSecret(code), &storage.AuthCode{
 		ClientID: req.client.ID, RedirectURI: req.redirectURI, Challenge: req.challenge, Scope: req.scope,
-		Audience: req.audience, Subject: user, ExpiresAt: now.Add(s.cfg.CodeTTL).Unix(), Family: family,
-		Claims: claims, RetainedUntil: now.Add(s.cfg.CodeTTL + s.cfg.AccessTokenTTL).Unix(),
+		Audience: req.audience, Subject: user, ExpiresAt: now.Add(s.cfg.CodeTTL).Unix(), Family: randomString(16),
+		Grant: grant.ID, Claims: claims, RetainedUntil: now.Add(s.cfg.CodeTTL + s.cfg.AccessTokenTTL).Unix(),
 	})
 	if err != nil {
 		s.log.Error("storing authorization code failed", zap.String("client_id", req.client.ID), zap.Error(err))

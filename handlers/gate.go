@@ -44,7 +44,7 @@ func (s *Server) checkAccessToken(ctx context.Context, r *http.Request, token st
 	if !s.isIssuer(r, c.Issuer) {
 		return nil, errWrongIssuer
 	}
-	if s.store.Revoked(c.ID, c.ClientID, c.Family, c.IssuedAt) {
+	if s.store.Revoked(c.ID, c.ClientID, c.Family, c.Grant) {
 		return nil, errTokenRevoked
 	}
 	return c, nil

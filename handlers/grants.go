@@ -93,21 +93,16 @@ func (s *Server) serveGrant(w http.ResponseWriter, r *http.Request, rawID string
 			return
 		}
 	}
-	g, err := s.store.DeleteGrant(r.Context(), user, clientID)
+	// Every token and code issued under the grant carries its ID: one
+	// revocation reaches all of them, however many there are.
+	err = s.store.RevokeGrant(r.Context(), user, clientID, s.revokedUntil())
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		writeJSON(w, http.StatusNotFound, ErrInvalidRequest.WithDescription("no such grant"))
 		return
 	case err != nil:
-		s.internalError(w, "deleting grant", clientID, err)
+		s.internalError(w, "revoking grant", clientID, err)
 		return
-	}
-	until := s.now().Add(s.cfg.AccessTokenTTL).Unix()
-	for _, fam := range g.Families {
-		if err := s.store.RevokeFamily(r.Context(), fam, until); err != nil {
-			s.internalError(w, "revoking grant's tokens", clientID, err)
-			return
-		}
 	}
 	if r.Method == http.MethodPost {
 		http.Redirect(w, r, s.cfg.GrantsPath, http.StatusSeeOther)

@@ -42,6 +42,9 @@ type accessClaims struct {
 	// Family links a token issued from a refresh token to that token's
 	// family, so revoking the family revokes it.
 	Family string `json:"fam,omitempty"`
+	// Grant links a token to the person's grant it was issued under, so
+	// revoking the grant revokes it.
+	Grant string `json:"gid,omitempty"`
 	// Extra holds operator-defined claims.
 	Extra map[string]string `json:"-"`
 }
@@ -75,7 +78,7 @@ type claimFields accessClaims
 
 // ReservedClaims are the claims an access token sets itself; an operator's
 // extra claim may not use their names.
-var ReservedClaims = []string{"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "client_id", "scope", "cnf", "fam"}
+var ReservedClaims = []string{"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "client_id", "scope", "cnf", "fam", "gid"}
 
 // MarshalJSON writes the registered claims, then the extra claims.
 func (c accessClaims) MarshalJSON() ([]byte, error) {

@@ -40,7 +40,7 @@ func (s *Server) serveRevoke(w http.ResponseWriter, r *http.Request) {
 			writeError(w, notYours)
 			return
 		}
-		if err := s.store.RevokeFamily(ctx, t.Family, s.now().Add(s.cfg.AccessTokenTTL).Unix()); err != nil {
+		if err := s.store.RevokeFamily(ctx, t.Family, s.revokedUntil()); err != nil {
 			fail(err)
 			return
 		}

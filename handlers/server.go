@@ -53,6 +53,10 @@ type Config struct {
 	// KeyRotation is how long a signing key signs before a new one
 	// takes over.
 	KeyRotation time.Duration
+	// RefreshReuseWindow is how long after a refresh token's rotation (or
+	// a code's exchange) its own client may present it again without it
+	// counting as a replay; 0: never (strict rotation).
+	RefreshReuseWindow time.Duration
 
 	// Resource is the resource identifier of the gate (RFC 8707, RFC
 	// 9728); "": the origin of each request.
@@ -129,6 +133,9 @@ const (
 	DefaultAccessTokenTTL    = time.Hour
 	DefaultRefreshTokenTTL   = 30 * 24 * time.Hour
 	DefaultKeyRotation       = 30 * 24 * time.Hour
+	// DefaultRefreshReuseWindow is the Caddy module's default; a Config
+	// that leaves RefreshReuseWindow at 0 rotates strictly.
+	DefaultRefreshReuseWindow = 10 * time.Second
 )
 
 // New returns a Server over store. It checks cfg, fills its defaults, and
@@ -377,4 +384,10 @@ func (s *Server) initialAccessGranted(r *http.Request) bool {
 		match |= subtle.ConstantTimeCompare(got, want)
 	}
 	return ok && match == 1
+}
+
+// revokedUntil is how long a revocation made now must be remembered: until
+// the last access token or code it can cover has expired.
+func (s *Server) revokedUntil() int64 {
+	return s.now().Add(max(s.cfg.AccessTokenTTL, s.cfg.CodeTTL)).Unix()
 }

@@ -84,6 +84,11 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
+// maxRefreshReuses bounds how often one rotated refresh token may be
+// presented again within the reuse window: enough for a client's parallel
+// refreshes, not a way to mint an unbounded number of sibling tokens.
+const maxRefreshReuses = 16
+
 // grantClientCredentials is RFC 6749 §4.4: the client acts for itself, so
 // it is the subject, and gets no refresh token (§4.4.3).
 func (s *Server) grantClientCredentials(r *http.Request, c *storage.Client, aud string) (*tokenResponse, error) {
@@ -91,12 +96,23 @@ func (s *Server) grantClientCredentials(r *http.Request, c *storage.Client, aud 
 	if oerr != nil {
 		return nil, oerr
 	}
-	return s.issueTokens(r, c, c.ID, scope, aud, "", nil, nil)
+	return s.issueTokens(r, c, issued{subject: c.ID, scope: scope, audience: aud}, nil)
+}
+
+// withinReuseWindow reports whether a code or refresh token first used at
+// the unix time usedAt may be presented again at now without counting as a
+// replay: clients that refresh in parallel (several tabs, parallel tool
+// calls) present the same token more than once in a short while.
+func (s *Server) withinReuseWindow(usedAt int64, now time.Time) bool {
+	w := s.cfg.RefreshReuseWindow
+	return w > 0 && now.Sub(time.Unix(usedAt, 0)) <= w
 }
 
 // grantRefreshToken is RFC 6749 §6 with OAuth 2.1 rotation: each use
-// returns a new refresh token and retires the old one; presenting a
-// retired one revokes its whole family. The scope may narrow, never widen.
+// returns a new refresh token and retires the old one. The same client
+// presenting a retired one again within the reuse window gets a sibling
+// in the same family; after the window it is a replay, which revokes the
+// whole family (OAuth 2.1 §4.3.1). The scope may narrow, never widen.
 func (s *Server) grantRefreshToken(r *http.Request, c *storage.Client, aud string) (*tokenResponse, error) {
 	presented := r.PostForm.Get("refresh_token")
 	if presented == "" {
@@ -107,33 +123,37 @@ func (s *Server) grantRefreshToken(r *http.Request, c *storage.Client, aud strin
 	next := newSecret()
 	var resp *tokenResponse
 	reused, err := s.store.RotateRefreshToken(r.Context(), hash, func(old *storage.RefreshToken) ([]byte, *storage.RefreshToken, error) {
-		// An unknown, expired, replayed or foreign refresh token is
-		// invalid_grant, never invalid_client: clients answer
-		// invalid_client by registering again.
+		// An unknown, expired or foreign refresh token is invalid_grant,
+		// never invalid_client (clients answer invalid_client by
+		// registering again), and another client's token revokes
+		// nothing: anyone who found an old token in a log could
+		// otherwise end the person's session.
 		if old.ClientID != c.ID || now.Unix() >= old.ExpiresAt {
 			return nil, nil, ErrInvalidGrant.WithDescription("the refresh token is invalid or expired")
 		}
-		scope := old.Scope
-		if req := strings.Fields(r.PostForm.Get("scope")); len(req) > 0 {
-			granted := strings.Fields(old.Scope)
-			for _, sc := range req {
-				if !slices.Contains(granted, sc) {
-					return nil, nil, ErrInvalidScope.WithDescription(fmt.Sprintf("scope %q was not granted to this refresh token", sc))
-				}
-			}
-			scope = strings.Join(dedupe(req), " ")
+		switch {
+		case !old.Used:
+			old.Used, old.UsedAt = true, now.Unix()
+		case s.withinReuseWindow(old.UsedAt, now) && old.Reuses < maxRefreshReuses:
+			old.Reuses++
+		default:
+			return nil, nil, storage.ErrTokenReused
 		}
-		tokenAud := old.Audience
+		scope, oerr := s.refreshScope(r.PostForm.Get("scope"), old.Scope)
+		if oerr != nil {
+			return nil, nil, oerr
+		}
 		if r.PostForm.Has("resource") && aud != old.Audience {
 			return nil, nil, ErrInvalidTarget.WithDescription("the resource differs from the one the grant was made for")
 		}
 		t := &storage.RefreshToken{
 			ClientID: c.ID, Subject: old.Subject, Scope: old.Scope, Audience: old.Audience,
 			IssuedAt: now.Unix(), ExpiresAt: now.Add(s.cfg.RefreshTokenTTL).Unix(),
-			Family: old.Family, Claims: old.Claims,
+			Family: old.Family, Grant: old.Grant, Claims: old.Claims,
 		}
 		var err error
-		resp, err = s.issueTokens(r, c, old.Subject, scope, tokenAud, old.Family, old.Claims, nil)
+		resp, err = s.issueTokens(r, c, issued{subject: old.Subject, scope: scope, audience: old.Audience,
+			family: old.Family, grant: old.Grant, claims: old.Claims}, nil)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -144,12 +164,13 @@ func (s *Server) grantRefreshToken(r *http.Request, c *storage.Client, aud strin
 	case errors.Is(err, storage.ErrNotFound):
 		return nil, ErrInvalidGrant.WithDescription("the refresh token is invalid or expired")
 	case errors.Is(err, storage.ErrTokenReused):
-		// OAuth 2.1 §4.3.1: a rotated refresh token came back, so one of
-		// its holders is not the client: revoke the whole family.
-		if rerr := s.store.RevokeFamily(r.Context(), reused.Family, now.Add(s.cfg.AccessTokenTTL).Unix()); rerr != nil {
+		// OAuth 2.1 §4.3.1: a rotated refresh token came back after the
+		// reuse window, so one of its holders is not the client:
+		// revoke the whole family.
+		if rerr := s.store.RevokeFamily(r.Context(), reused.Family, s.revokedUntil()); rerr != nil {
 			return nil, rerr
 		}
-		s.log.Warn("refresh token replayed; its grant is revoked", zap.String("client_id", c.ID))
+		s.log.Warn("refresh token replayed; its token family is revoked", zap.String("client_id", c.ID))
 		return nil, ErrInvalidGrant.WithDescription("the refresh token was already used")
 	case err != nil:
 		return nil, err
@@ -160,21 +181,23 @@ func (s *Server) grantRefreshToken(r *http.Request, c *storage.Client, aud strin
 // grantAuthorizationCode is RFC 6749 §4.1.3 with PKCE (RFC 7636 §4.6).
 // The client was authenticated before the code is consumed, so a client
 // library that retries with another authentication style finds the code
-// still unused. A bad, expired or replayed code is invalid_grant; a
-// replayed one also revokes what the code issued (RFC 6749 §4.1.2).
+// still unused. A bad, expired or replayed code is invalid_grant; a code
+// its own client presents again after the reuse window also revokes what
+// the code issued (RFC 6749 §4.1.2). Within the window it is a second
+// exchange racing the first, which keeps what it got.
 func (s *Server) grantAuthorizationCode(r *http.Request, c *storage.Client, aud string) (*tokenResponse, error) {
 	code, verifier := r.PostForm.Get("code"), r.PostForm.Get("code_verifier")
 	if code == "" {
 		return nil, ErrInvalidRequest.WithDescription("code is required")
 	}
 	now := s.now()
-	ac, err := s.store.ConsumeAuthCode(r.Context(), storage.HashSecret(code))
+	ac, err := s.store.ConsumeAuthCode(r.Context(), storage.HashSecret(code), now.Unix())
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		return nil, ErrInvalidGrant.WithDescription("the code is invalid or expired")
 	case errors.Is(err, storage.ErrTokenReused):
-		if ac.ClientID == c.ID {
-			if rerr := s.store.RevokeFamily(r.Context(), ac.Family, now.Add(s.cfg.AccessTokenTTL).Unix()); rerr != nil {
+		if ac.ClientID == c.ID && !s.withinReuseWindow(ac.UsedAt, now) {
+			if rerr := s.store.RevokeFamily(r.Context(), ac.Family, s.revokedUntil()); rerr != nil {
 				return nil, rerr
 			}
 			s.log.Warn("authorization code replayed; its tokens are revoked", zap.String("client_id", c.ID))
@@ -197,10 +220,12 @@ func (s *Server) grantAuthorizationCode(r *http.Request, c *storage.Client, aud 
 	if slices.Contains(c.Metadata.GrantTypes, grantRefreshToken) {
 		refresh = &storage.RefreshToken{
 			ClientID: c.ID, Subject: ac.Subject, Scope: ac.Scope, Audience: ac.Audience,
-			IssuedAt: now.Unix(), ExpiresAt: now.Add(s.cfg.RefreshTokenTTL).Unix(), Family: ac.Family, Claims: ac.Claims,
+			IssuedAt: now.Unix(), ExpiresAt: now.Add(s.cfg.RefreshTokenTTL).Unix(),
+			Family: ac.Family, Grant: ac.Grant, Claims: ac.Claims,
 		}
 	}
-	return s.issueTokens(r, c, ac.Subject, ac.Scope, ac.Audience, ac.Family, ac.Claims, refresh)
+	return s.issueTokens(r, c, issued{subject: ac.Subject, scope: ac.Scope, audience: ac.Audience,
+		family: ac.Family, grant: ac.Grant, claims: ac.Claims}, refresh)
 }
 
 // pkceMatches checks a code_verifier (RFC 7636 §4.1: 43 to 128 unreserved
@@ -219,21 +244,28 @@ func pkceMatches(verifier, challenge string) bool {
 	return subtle.ConstantTimeCompare([]byte(base64.RawURLEncoding.EncodeToString(sum[:])), []byte(challenge)) == 1
 }
 
+// issued describes the access token to issue: for whom, with what scope,
+// for which resource, and what it hangs on (its refresh token family and
+// the person's grant, "" for none), with the grant's extra claims.
+type issued struct {
+	subject, scope, audience, family, grant string
+	claims                                  map[string]string
+}
+
 // issueTokens signs an access token and, when refresh is not nil, stores
 // the refresh token described by it under a new value.
-func (s *Server) issueTokens(r *http.Request, c *storage.Client, subject, scope, aud, family string,
-	extra map[string]string, refresh *storage.RefreshToken) (*tokenResponse, error) {
+func (s *Server) issueTokens(r *http.Request, c *storage.Client, t issued, refresh *storage.RefreshToken) (*tokenResponse, error) {
 	now := s.now()
 	claims := &accessClaims{
-		Issuer: s.issuer(r), Subject: subject, Audience: audience{aud},
+		Issuer: s.issuer(r), Subject: t.subject, Audience: audience{t.audience},
 		IssuedAt: now.Unix(), Expiry: now.Add(s.cfg.AccessTokenTTL).Unix(),
-		ID: randomString(16), ClientID: c.ID, Scope: scope, Family: family, Extra: extra,
+		ID: randomString(16), ClientID: c.ID, Scope: t.scope, Family: t.family, Grant: t.grant, Extra: t.claims,
 	}
 	at, err := s.keys.sign(r.Context(), claims)
 	if err != nil {
 		return nil, fmt.Errorf("signing access token: %w", err)
 	}
-	resp := &tokenResponse{AccessToken: at, TokenType: "Bearer", ExpiresIn: int64(s.cfg.AccessTokenTTL / time.Second), Scope: scope}
+	resp := &tokenResponse{AccessToken: at, TokenType: "Bearer", ExpiresIn: int64(s.cfg.AccessTokenTTL / time.Second), Scope: t.scope}
 	if refresh != nil {
 		value := newSecret()
 		if err := s.store.CreateRefreshToken(r.Context(), storage.HashSecret(value), refresh); err != nil {
@@ -244,25 +276,55 @@ func (s *Server) issueTokens(r *http.Request, c *storage.Client, subject, scope,
 	return resp, nil
 }
 
-// grantScope decides the scope of a token (RFC 6749 §3.3): no scope asks
-// for all the client registered; a requested scope must be within it. A
-// client that registered no scope (on a server that restricts none) may
-// ask for any well-formed scope.
+// grantScope decides the scope of a new grant (RFC 6749 §3.3): the
+// intersection of what was asked (no scope asks for all the client
+// registered), what the client registered (a client that registered none
+// may ask for any well-formed scope) and what this handler supports now.
+// The client may have registered at another handler on the same store, or
+// before the operator narrowed scopes_supported, so registration alone
+// decides nothing.
 func (s *Server) grantScope(requested, registered string) (string, *Error) {
+	limit := strings.Fields(registered)
+	if len(limit) == 0 {
+		limit = nil // registered none: any
+	}
+	return s.scopeWithin(requested, limit, "registered for this client")
+}
+
+// refreshScope decides the scope of a refreshed access token: what was
+// asked (no scope asks for all of the grant) within what the grant
+// covered, and what this handler supports now.
+func (s *Server) refreshScope(requested, granted string) (string, *Error) {
+	// Never nil: an empty grant allows nothing more.
+	return s.scopeWithin(requested, strings.Fields(granted), "granted to this refresh token")
+}
+
+// scopeWithin is grantScope and refreshScope: limit nil allows any
+// well-formed scope; what is outside it is refused with "scope %q is not
+// <outside>".
+func (s *Server) scopeWithin(requested string, limit []string, outside string) (string, *Error) {
+	supported := s.cfg.ScopesSupported
 	req := dedupe(strings.Fields(requested))
 	if len(req) == 0 {
-		return registered, nil
-	}
-	allowed := strings.Fields(registered)
-	if len(allowed) == 0 && s.cfg.ScopesSupported != nil {
-		allowed = s.cfg.ScopesSupported
+		var scope []string
+		for _, sc := range limit {
+			if supported == nil || slices.Contains(supported, sc) {
+				scope = append(scope, sc)
+			}
+		}
+		if len(limit) > 0 && len(scope) == 0 {
+			return "", ErrInvalidScope.WithDescription("none of the scopes this client may have is supported here")
+		}
+		return strings.Join(scope, " "), nil
 	}
 	for _, sc := range req {
-		if !isScopeToken(sc) {
+		switch {
+		case !isScopeToken(sc):
 			return "", ErrInvalidScope.WithDescription(fmt.Sprintf("scope %q is malformed", sc))
-		}
-		if len(allowed) > 0 && !slices.Contains(allowed, sc) {
-			return "", ErrInvalidScope.WithDescription(fmt.Sprintf("scope %q is not registered for this client", sc))
+		case limit != nil && !slices.Contains(limit, sc):
+			return "", ErrInvalidScope.WithDescription(fmt.Sprintf("scope %q is not %s", sc, outside))
+		case supported != nil && !slices.Contains(supported, sc):
+			return "", ErrInvalidScope.WithDescription(fmt.Sprintf("scope %q is not supported here", sc))
 		}
 	}
 	return strings.Join(req, " "), nil

@@ -372,7 +372,7 @@ func TestRevocationAndDeletion(t *testing.T) {
 	if status, _ := ts.gated("/x", "Bearer "+second); status != http.StatusTeapot {
 		t.Fatal("second token refused before delete")
 	}
-	if err := ts.store.DeleteClient(t.Context(), id); err != nil {
+	if err := ts.store.DeleteClient(t.Context(), id, ts.srv.revokedUntil()); err != nil {
 		t.Fatal(err)
 	}
 	if status, _ := ts.gated("/x", "Bearer "+second); status != 401 {

@@ -6,10 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -364,11 +362,7 @@ func (s *Badger) UpdateClient(ctx context.Context, id string, update func(*Clien
 }
 
 // DeleteClient implements Store.
-func (s *Badger) DeleteClient(ctx context.Context, id string) error {
-	// Every token issued to the client dies with it: client ids are
-	// random and never reused, so "revoked up to the end of time" is
-	// exact and needs no clock.
-	const revokedBefore = math.MaxInt64
+func (s *Badger) DeleteClient(ctx context.Context, id string, until int64) error {
 	err := s.update(ctx, func(txn *badger.Txn) error {
 		c, err := getClient(txn, id)
 		if err != nil {
@@ -380,15 +374,16 @@ func (s *Badger) DeleteClient(ctx context.Context, id string) error {
 		if err := deleteByIndex(txn, prefixClientTokens+id+"/"); err != nil {
 			return err
 		}
-		if err := txn.Set([]byte(prefixRevokedClient+id), []byte(strconv.FormatInt(revokedBefore, 10))); err != nil {
+		if err := deleteClientGrants(txn, id); err != nil {
+			return err
+		}
+		if err := revoke(txn, prefixRevokedClient, id, until); err != nil {
 			return err
 		}
 		return txn.Delete(clientKey(id))
 	})
 	if err == nil {
-		s.revoked.mu.Lock()
-		s.revoked.clients[id] = revokedBefore
-		s.revoked.mu.Unlock()
+		s.revoked.add(prefixRevokedClient, until, id)
 	}
 	return err
 }

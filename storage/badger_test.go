@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 )
 
 func openMem(t *testing.T) *Badger {
@@ -79,7 +80,7 @@ func TestClientLifecycle(t *testing.T) {
 		t.Fatalf("new token: %v %v", c, err)
 	}
 
-	if err := s.DeleteClient(ctx, "abc"); err != nil {
+	if err := s.DeleteClient(ctx, "abc", time.Now().Add(time.Hour).Unix()); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Client(ctx, "abc"); !errors.Is(err, ErrNotFound) || !errors.Is(err, fs.ErrNotExist) {
@@ -88,7 +89,7 @@ func TestClientLifecycle(t *testing.T) {
 	if _, err := s.ClientByRegistrationToken(ctx, HashSecret("rat-2")); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("token index survived delete: %v", err)
 	}
-	if err := s.DeleteClient(ctx, "abc"); !errors.Is(err, ErrNotFound) {
+	if err := s.DeleteClient(ctx, "abc", time.Now().Add(time.Hour).Unix()); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("second delete: %v", err)
 	}
 }

@@ -46,9 +46,11 @@ type Store interface {
 	UpdateClient(ctx context.Context, id string, update func(*Client) error) (*Client, error)
 
 	// DeleteClient removes the client and everything that hangs on it:
-	// its refresh tokens are deleted and its access tokens revoked.
+	// its refresh tokens and the grants people made to it are deleted,
+	// and its access tokens revoked until the unix time until (when the
+	// last of them expires; the revocation is forgotten after that).
 	// Deleting a client that does not exist returns ErrNotFound.
-	DeleteClient(ctx context.Context, id string) error
+	DeleteClient(ctx context.Context, id string, until int64) error
 
 	// Clients lists up to limit clients in id order, starting after the
 	// id given as cursor ("" for the start). It returns the cursor for
@@ -70,9 +72,10 @@ type Store interface {
 	CreateRefreshToken(ctx context.Context, hash []byte, t *RefreshToken) error
 	// RefreshToken returns the refresh token whose value hashes to hash.
 	RefreshToken(ctx context.Context, hash []byte) (*RefreshToken, error)
-	// RotateRefreshToken marks the token that hashes to hash as used and
-	// stores the one next returns, atomically; a token used before comes
-	// back with ErrTokenReused. See Badger's method.
+	// RotateRefreshToken lets next mark the token that hashes to hash as
+	// used and stores that with the one next returns, atomically; when
+	// next answers ErrTokenReused the stored token comes back with it.
+	// A token whose grant was revoked is ErrNotFound. See Badger's method.
 	RotateRefreshToken(ctx context.Context, hash []byte,
 		next func(old *RefreshToken) (newHash []byte, t *RefreshToken, err error)) (*RefreshToken, error)
 	// RevokeFamily deletes a family's refresh tokens and revokes the
@@ -84,9 +87,10 @@ type Store interface {
 	// CreateAuthCode stores an authorization code under the hash of its
 	// value.
 	CreateAuthCode(ctx context.Context, hash []byte, c *AuthCode) error
-	// ConsumeAuthCode marks a code used and returns it; a code used
-	// before comes back with ErrTokenReused.
-	ConsumeAuthCode(ctx context.Context, hash []byte) (*AuthCode, error)
+	// ConsumeAuthCode marks a code used at the unix time at and returns
+	// it; a code used before comes back with ErrTokenReused. A code whose
+	// grant was revoked is ErrNotFound.
+	ConsumeAuthCode(ctx context.Context, hash []byte, at int64) (*AuthCode, error)
 
 	// Grant returns a person's grant to a client.
 	Grant(ctx context.Context, subject, clientID string) (*Grant, error)
@@ -95,8 +99,10 @@ type Store interface {
 	UpdateGrant(ctx context.Context, subject, clientID string, update func(*Grant) error) (*Grant, error)
 	// Grants lists a person's grants.
 	Grants(ctx context.Context, subject string) ([]*Grant, error)
-	// DeleteGrant removes a person's grant and returns it.
-	DeleteGrant(ctx context.Context, subject, clientID string) (*Grant, error)
+	// RevokeGrant removes a person's grant and, atomically, everything
+	// issued under it: refresh tokens deleted, access tokens revoked
+	// until the unix time until. A missing grant is ErrNotFound.
+	RevokeGrant(ctx context.Context, subject, clientID string, until int64) error
 
 	Revocations
 }

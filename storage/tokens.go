@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"sort"
 	"strconv"
 	"sync"
@@ -20,14 +21,17 @@ const (
 	prefixRefreshToken  = "t/"  // t/<hex hash> -> RefreshToken JSON
 	prefixClientTokens  = "tc/" // tc/<client id>/<hex hash> -> empty, to find a client's refresh tokens
 	prefixFamilyTokens  = "tf/" // tf/<family>/<hex hash> -> empty, to find a family's refresh tokens
+	prefixGrantTokens   = "tg/" // tg/<grant id>/<hex hash> -> empty, to find a grant's refresh tokens
 	prefixRevokedJTI    = "vj/" // vj/<jti> -> expiry (unix seconds)
 	prefixRevokedFamily = "vf/" // vf/<family> -> expiry (unix seconds)
-	prefixRevokedClient = "vc/" // vc/<client id> -> tokens issued up to this second are revoked
+	prefixRevokedGrant  = "vg/" // vg/<grant id> -> expiry (unix seconds)
+	prefixRevokedClient = "vc/" // vc/<client id> -> expiry (unix seconds) of the deleted client's last token
 	prefixServerSecret  = "s/"  // s/<name> -> a random secret of the server's
 )
 
 // ErrTokenReused is returned by RotateRefreshToken for a refresh token that
-// was already rotated: a replay, after which the caller revokes the family.
+// was already rotated and by ConsumeAuthCode for a code already exchanged:
+// a replay, after which the caller may revoke the family.
 var ErrTokenReused = errors.New("refresh token already used")
 
 // SigningKey is a private key that signs access tokens.
@@ -47,9 +51,17 @@ type RefreshToken struct {
 	IssuedAt  int64  `json:"iat"`
 	ExpiresAt int64  `json:"exp"`
 	Family    string `json:"family"`
+	// Grant is the ID of the grant the token was issued under ("" for
+	// tokens from before grants had IDs); the token is good only while
+	// that grant stands.
+	Grant string `json:"grant,omitempty"`
 	// Used marks a token that was rotated; presenting it again is a
-	// replay (OAuth 2.1 §4.3.1).
-	Used bool `json:"used,omitempty"`
+	// replay (OAuth 2.1 §4.3.1), unless the caller allows a short reuse
+	// window. UsedAt is when it was first rotated (unix seconds) and
+	// Reuses how often it was presented again within the window.
+	Used   bool  `json:"used,omitempty"`
+	UsedAt int64 `json:"used_at,omitempty"`
+	Reuses int   `json:"reuses,omitempty"`
 	// Claims are extra claims carried into the access tokens.
 	Claims map[string]string `json:"claims,omitempty"`
 }
@@ -59,74 +71,80 @@ type RefreshToken struct {
 // the writes of this process, so they never block.
 type Revocations interface {
 	// Revoked reports whether an access token with this jti, client,
-	// family ("" for none) and issue time (unix seconds) was revoked,
-	// directly, through its family, or through its client (deleted, or
-	// all its tokens revoked).
-	Revoked(jti, clientID, family string, issuedAt int64) bool
+	// family and grant ("" for none) was revoked: directly, through its
+	// family, through its grant, or through its client (deleted).
+	Revoked(jti, clientID, family, grant string) bool
 }
 
-// revocations is the in-memory index behind Revoked. Entries expire with
-// the tokens they cover and are swept by the store's maintenance loop.
+// revocations is the in-memory index behind Revoked. Every entry holds the
+// expiry of the last token it can cover: the maintenance loop sweeps it
+// after that, as Badger drops its record.
 type revocations struct {
-	mu       sync.RWMutex
-	jtis     map[string]int64 // jti -> token expiry
-	families map[string]int64 // family -> expiry of the last token it could cover
-	clients  map[string]int64 // client id -> revoked up to (issue time)
+	mu sync.RWMutex
+	// by maps each revocation record prefix (prefixRevoked*) to its
+	// entries: key -> expiry (unix seconds).
+	by map[string]map[string]int64
 }
 
 func newRevocations() *revocations {
-	return &revocations{jtis: map[string]int64{}, families: map[string]int64{}, clients: map[string]int64{}}
+	r := &revocations{by: map[string]map[string]int64{}}
+	for _, p := range []string{prefixRevokedJTI, prefixRevokedFamily, prefixRevokedGrant, prefixRevokedClient} {
+		r.by[p] = map[string]int64{}
+	}
+	return r
 }
 
-func (r *revocations) revoked(jti, clientID, family string, issuedAt int64) bool {
+func (r *revocations) revoked(jti, clientID, family, grant string) bool {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	if _, ok := r.jtis[jti]; ok {
-		return true
-	}
-	if family != "" {
-		if _, ok := r.families[family]; ok {
+	for _, q := range [...]struct{ prefix, key string }{
+		{prefixRevokedJTI, jti}, {prefixRevokedClient, clientID},
+		{prefixRevokedFamily, family}, {prefixRevokedGrant, grant},
+	} {
+		if q.key == "" {
+			continue
+		}
+		if _, ok := r.by[q.prefix][q.key]; ok {
 			return true
 		}
 	}
-	before, ok := r.clients[clientID]
-	return ok && issuedAt <= before
+	return false
+}
+
+// add records revocations that were just committed.
+func (r *revocations) add(prefix string, until int64, keys ...string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, k := range keys {
+		r.by[prefix][k] = until
+	}
 }
 
 func (r *revocations) sweep(now int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for k, exp := range r.jtis {
-		if exp < now {
-			delete(r.jtis, k)
-		}
-	}
-	for k, exp := range r.families {
-		if exp < now {
-			delete(r.families, k)
+	for _, m := range r.by {
+		for k, exp := range m {
+			if exp < now {
+				delete(m, k)
+			}
 		}
 	}
 }
 
 // Revoked implements Revocations.
-func (s *Badger) Revoked(jti, clientID, family string, issuedAt int64) bool {
-	return s.revoked.revoked(jti, clientID, family, issuedAt)
+func (s *Badger) Revoked(jti, clientID, family, grant string) bool {
+	return s.revoked.revoked(jti, clientID, family, grant)
 }
 
-// loadRevocations fills the in-memory index from the database at open.
+// loadRevocations fills the in-memory index from the database at open,
+// leaving out what has expired.
 func (s *Badger) loadRevocations() error {
 	now := time.Now().Unix()
 	return s.db.View(func(txn *badger.Txn) error {
-		for _, p := range []struct {
-			prefix string
-			into   map[string]int64
-		}{
-			{prefixRevokedJTI, s.revoked.jtis},
-			{prefixRevokedFamily, s.revoked.families},
-			{prefixRevokedClient, s.revoked.clients},
-		} {
+		for prefix, into := range s.revoked.by {
 			opts := badger.DefaultIteratorOptions
-			opts.Prefix = []byte(p.prefix)
+			opts.Prefix = []byte(prefix)
 			it := txn.NewIterator(opts)
 			for it.Rewind(); it.Valid(); it.Next() {
 				item := it.Item()
@@ -136,18 +154,20 @@ func (s *Badger) loadRevocations() error {
 					return err
 				}
 				n, err := strconv.ParseInt(string(v), 10, 64)
-				if err != nil {
+				if err != nil || n < now {
 					continue
 				}
-				if p.prefix != prefixRevokedClient && n < now {
-					continue
-				}
-				p.into[string(item.Key()[len(p.prefix):])] = n
+				into[string(item.Key()[len(prefix):])] = n
 			}
 			it.Close()
 		}
 		return nil
 	})
+}
+
+// revoke writes a revocation record that Badger drops after until.
+func revoke(txn *badger.Txn, prefix, key string, until int64) error {
+	return setUntil(txn, []byte(prefix+key), []byte(strconv.FormatInt(until, 10)), until)
 }
 
 // setUntil writes key=value that Badger may drop after the unix time exp.
@@ -225,11 +245,20 @@ func (s *Badger) DeleteSigningKey(ctx context.Context, id string) error {
 	})
 }
 
-func refreshKeys(hash []byte, t *RefreshToken) (main, byClient, byFamily []byte) {
+func refreshKey(hash []byte) []byte { return []byte(prefixRefreshToken + hex.EncodeToString(hash)) }
+
+// refreshIndexKeys are the index entries that find a refresh token by
+// client, by family and by grant.
+func refreshIndexKeys(hash []byte, t *RefreshToken) [][]byte {
 	h := hex.EncodeToString(hash)
-	return []byte(prefixRefreshToken + h),
+	keys := [][]byte{
 		[]byte(prefixClientTokens + t.ClientID + "/" + h),
-		[]byte(prefixFamilyTokens + t.Family + "/" + h)
+		[]byte(prefixFamilyTokens + t.Family + "/" + h),
+	}
+	if t.Grant != "" {
+		keys = append(keys, []byte(prefixGrantTokens+t.Grant+"/"+h))
+	}
+	return keys
 }
 
 func putRefreshToken(txn *badger.Txn, hash []byte, t *RefreshToken) error {
@@ -237,9 +266,11 @@ func putRefreshToken(txn *badger.Txn, hash []byte, t *RefreshToken) error {
 	if err != nil {
 		return err
 	}
-	main, byClient, byFamily := refreshKeys(hash, t)
-	for _, kv := range []struct{ k, v []byte }{{main, b}, {byClient, nil}, {byFamily, nil}} {
-		if err := setUntil(txn, kv.k, kv.v, t.ExpiresAt); err != nil {
+	if err := setUntil(txn, refreshKey(hash), b, t.ExpiresAt); err != nil {
+		return err
+	}
+	for _, k := range refreshIndexKeys(hash, t) {
+		if err := setUntil(txn, k, nil, t.ExpiresAt); err != nil {
 			return err
 		}
 	}
@@ -259,8 +290,7 @@ func (s *Badger) CreateRefreshToken(ctx context.Context, hash []byte, t *Refresh
 func (s *Badger) RefreshToken(ctx context.Context, hash []byte) (*RefreshToken, error) {
 	var t RefreshToken
 	err := s.view(ctx, func(txn *badger.Txn) error {
-		main, _, _ := refreshKeys(hash, &t)
-		return getJSON(txn, main, &t)
+		return getJSON(txn, refreshKey(hash), &t)
 	})
 	if err != nil {
 		return nil, err
@@ -268,30 +298,37 @@ func (s *Badger) RefreshToken(ctx context.Context, hash []byte) (*RefreshToken, 
 	return &t, nil
 }
 
-// RotateRefreshToken replaces the refresh token that hashes to hash, in one
-// transaction: next receives the stored token and returns the new token and
-// the hash of its value, or an error that aborts the rotation. A token
-// already rotated changes nothing and is returned with ErrTokenReused, as
-// ConsumeAuthCode returns a replayed code, so the caller can revoke its
-// family without reading it again.
+// RotateRefreshToken rotates the refresh token that hashes to hash, in one
+// transaction: next receives the stored token, may change it (marking it
+// used), and returns the new token and the hash of its value, or an error
+// that aborts the rotation. What next leaves in old is stored with the new
+// token. When next answers ErrTokenReused (a replay), nothing is written
+// and the stored token is returned with that error, as ConsumeAuthCode
+// returns a replayed code, so the caller can revoke its family without
+// reading it again. A token whose grant was revoked is ErrNotFound.
 func (s *Badger) RotateRefreshToken(ctx context.Context, hash []byte,
 	next func(old *RefreshToken) (newHash []byte, t *RefreshToken, err error)) (*RefreshToken, error) {
 	var reused *RefreshToken
 	err := s.update(ctx, func(txn *badger.Txn) error {
+		reused = nil
 		var old RefreshToken
-		main, _, _ := refreshKeys(hash, &old)
-		if err := getJSON(txn, main, &old); err != nil {
+		if err := getJSON(txn, refreshKey(hash), &old); err != nil {
 			return err
 		}
-		if old.Used {
-			reused = &old
-			return ErrTokenReused
+		if ok, err := grantStands(txn, old.Grant, old.Subject, old.ClientID); !ok || err != nil {
+			if err == nil {
+				err = ErrNotFound
+			}
+			return err
 		}
+		stored := old
 		newHash, t, err := next(&old)
+		if errors.Is(err, ErrTokenReused) {
+			reused = &stored
+		}
 		if err != nil {
 			return err
 		}
-		old.Used = true
 		if err := putRefreshToken(txn, hash, &old); err != nil {
 			return err
 		}
@@ -300,31 +337,47 @@ func (s *Badger) RotateRefreshToken(ctx context.Context, hash []byte,
 	return reused, err
 }
 
-// deleteByIndex deletes every refresh token listed under an index prefix
-// (tc/<client>/ or tf/<family>/), with its index entries.
-func deleteByIndex(txn *badger.Txn, prefix string) error {
+// keysUnder lists the keys under prefix, without their values.
+func keysUnder(txn *badger.Txn, prefix string) ([]string, error) {
 	opts := badger.DefaultIteratorOptions
 	opts.Prefix = []byte(prefix)
 	opts.PrefetchValues = false
 	it := txn.NewIterator(opts)
-	var hashes []string
+	defer it.Close()
+	var keys []string
 	for it.Rewind(); it.Valid(); it.Next() {
-		hashes = append(hashes, string(it.Item().Key()[len(prefix):]))
+		keys = append(keys, string(it.Item().Key()))
 	}
-	it.Close()
-	for _, h := range hashes {
+	return keys, nil
+}
+
+// deleteByIndex deletes every refresh token listed under an index prefix
+// (tc/<client>/, tf/<family>/ or tg/<grant>/), with all its index entries.
+func deleteByIndex(txn *badger.Txn, prefix string) error {
+	keys, err := keysUnder(txn, prefix)
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		raw, err := hex.DecodeString(k[len(prefix):])
+		if err != nil {
+			return fmt.Errorf("index entry %q: %w", k, err)
+		}
 		var t RefreshToken
-		err := getJSON(txn, []byte(prefixRefreshToken+h), &t)
+		err = getJSON(txn, refreshKey(raw), &t)
 		if errors.Is(err, ErrNotFound) {
+			// Expired, or removed through another index: this
+			// entry is all that is left.
+			if err := txn.Delete([]byte(k)); err != nil {
+				return err
+			}
 			continue
 		}
 		if err != nil {
 			return err
 		}
-		raw, _ := hex.DecodeString(h)
-		main, byClient, byFamily := refreshKeys(raw, &t)
-		for _, k := range [][]byte{main, byClient, byFamily} {
-			if err := txn.Delete(k); err != nil {
+		for _, key := range append(refreshIndexKeys(raw, &t), refreshKey(raw)) {
+			if err := txn.Delete(key); err != nil {
 				return err
 			}
 		}
@@ -332,20 +385,24 @@ func deleteByIndex(txn *badger.Txn, prefix string) error {
 	return nil
 }
 
+// revokeFamily deletes a family's refresh tokens and revokes its access
+// tokens until the unix time until.
+func revokeFamily(txn *badger.Txn, family string, until int64) error {
+	if err := deleteByIndex(txn, prefixFamilyTokens+family+"/"); err != nil {
+		return err
+	}
+	return revoke(txn, prefixRevokedFamily, family, until)
+}
+
 // RevokeFamily deletes every refresh token of a family and revokes the
 // access tokens issued from it until the unix time until (when the last of
 // them expires).
 func (s *Badger) RevokeFamily(ctx context.Context, family string, until int64) error {
 	err := s.update(ctx, func(txn *badger.Txn) error {
-		if err := deleteByIndex(txn, prefixFamilyTokens+family+"/"); err != nil {
-			return err
-		}
-		return setUntil(txn, []byte(prefixRevokedFamily+family), []byte(strconv.FormatInt(until, 10)), until)
+		return revokeFamily(txn, family, until)
 	})
 	if err == nil {
-		s.revoked.mu.Lock()
-		s.revoked.families[family] = until
-		s.revoked.mu.Unlock()
+		s.revoked.add(prefixRevokedFamily, until, family)
 	}
 	return err
 }
@@ -353,12 +410,10 @@ func (s *Badger) RevokeFamily(ctx context.Context, family string, until int64) e
 // RevokeAccessToken revokes one access token until it expires.
 func (s *Badger) RevokeAccessToken(ctx context.Context, jti string, exp int64) error {
 	err := s.update(ctx, func(txn *badger.Txn) error {
-		return setUntil(txn, []byte(prefixRevokedJTI+jti), []byte(strconv.FormatInt(exp, 10)), exp)
+		return revoke(txn, prefixRevokedJTI, jti, exp)
 	})
 	if err == nil {
-		s.revoked.mu.Lock()
-		s.revoked.jtis[jti] = exp
-		s.revoked.mu.Unlock()
+		s.revoked.add(prefixRevokedJTI, exp, jti)
 	}
 	return err
 }

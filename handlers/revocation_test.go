@@ -1,0 +1,121 @@
+package handlers
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+// revokeGrant sends DELETE /oauth/grants/<client> as the person user.
+func (ts *testServer) revokeGrant(user, clientID string) int {
+	ts.t.Helper()
+	r := httptest.NewRequest("DELETE", "/oauth/grants/"+url.PathEscape(clientID), nil)
+	repl := caddy.NewReplacer()
+	repl.Set("http.auth.user.id", user)
+	r = caddyhttp.PrepareRequest(r, repl, nil, nil)
+	w := httptest.NewRecorder()
+	if err := ts.srv.ServeHTTP(w, r, nil); err != nil {
+		ts.t.Fatal(err)
+	}
+	return w.Code
+}
+
+// refresh uses a public client's refresh token.
+func (ts *testServer) refresh(clientID, token string) (*httptest.ResponseRecorder, map[string]any) {
+	ts.t.Helper()
+	return ts.form("/oauth/token", "", "", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {token}, "client_id": {clientID}})
+}
+
+// codeTokens exchanges a code and returns the access and refresh tokens.
+func (ts *testServer) codeTokens(clientID, code string) (access, refresh string) {
+	ts.t.Helper()
+	w, m := ts.exchange(clientID, code, testVerifier, "http://127.0.0.1:4000/cb")
+	if w.Code != http.StatusOK {
+		ts.t.Fatalf("exchange: %d %v", w.Code, m)
+	}
+	return m["access_token"].(string), m["refresh_token"].(string)
+}
+
+// The adversarial review's first finding: a grant remembered only its
+// newest 64 token families, and every authorization added one, so after
+// 65 silent authorizations revoking the grant left the oldest tokens
+// alive, refreshable forever.
+func TestRevokingAGrantEndsEveryTokenIssuedUnderIt(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	id, params := ts.publicClient("")
+	page := ts.authorize("GET", params, "alice")
+	_, q := redirectParams(t, ts.approve(page, "alice", "approve"))
+	codes := []string{q.Get("code")}
+	// 65 more authorizations: the grant exists, so no consent page.
+	for range 65 {
+		_, q := redirectParams(t, ts.authorize("GET", params, "alice"))
+		codes = append(codes, q.Get("code"))
+	}
+	firstAccess, firstRefresh := ts.codeTokens(id, codes[0])
+	lastAccess, lastRefresh := ts.codeTokens(id, codes[len(codes)-1])
+	// A refresh before the revocation works, and its tokens belong to the
+	// grant too.
+	w, m := ts.refresh(id, firstRefresh)
+	assertOAuthJSON(t, w, m, http.StatusOK, "")
+	rotatedAccess, rotatedRefresh := m["access_token"].(string), m["refresh_token"].(string)
+
+	if code := ts.revokeGrant("alice", id); code != http.StatusNoContent {
+		t.Fatalf("revoking the grant: %d", code)
+	}
+	for name, access := range map[string]string{"oldest": firstAccess, "newest": lastAccess, "refreshed": rotatedAccess} {
+		if status, _ := ts.gated("/api", "Bearer "+access); status != http.StatusUnauthorized {
+			t.Errorf("%s access token still passes the gate: %d", name, status)
+		}
+	}
+	for name, refresh := range map[string]string{"newest": lastRefresh, "refreshed": rotatedRefresh} {
+		w, m := ts.refresh(id, refresh)
+		assertOAuthJSON(t, w, m, http.StatusBadRequest, "invalid_grant")
+		_ = name
+	}
+	// A code issued under the grant but not yet exchanged is dead too.
+	w, m = ts.exchange(id, codes[30], testVerifier, "http://127.0.0.1:4000/cb")
+	assertOAuthJSON(t, w, m, http.StatusBadRequest, "invalid_grant")
+
+	// Granting again starts afresh: new tokens work, the old stay dead.
+	page = ts.authorize("GET", params, "alice")
+	if page.Code != http.StatusOK {
+		t.Fatalf("no consent page after the revocation: %d", page.Code)
+	}
+	_, q = redirectParams(t, ts.approve(page, "alice", "approve"))
+	access, _ := ts.codeTokens(id, q.Get("code"))
+	if status, _ := ts.gated("/api", "Bearer "+access); status != http.StatusTeapot {
+		t.Fatalf("a token of the new grant is refused: %d", status)
+	}
+	if status, _ := ts.gated("/api", "Bearer "+firstAccess); status != http.StatusUnauthorized {
+		t.Fatalf("the new grant revived an old token: %d", status)
+	}
+}
+
+// Deleting a client removes the grants people made to it, and the
+// revocation that covers its tokens is forgotten once they have expired,
+// so a register-delete loop leaves nothing behind.
+func TestDeletingAClientRemovesItsGrants(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	id, params := ts.publicClient("")
+	page := ts.authorize("GET", params, "alice")
+	_, q := redirectParams(t, ts.approve(page, "alice", "approve"))
+	access, _ := ts.codeTokens(id, q.Get("code"))
+
+	if err := ts.store.DeleteClient(t.Context(), id, ts.srv.revokedUntil()); err != nil {
+		t.Fatal(err)
+	}
+	grants, err := ts.store.Grants(t.Context(), "alice")
+	if err != nil || len(grants) != 0 {
+		t.Fatalf("grants of a deleted client: %v %v", grants, err)
+	}
+	if status, _ := ts.gated("/api", "Bearer "+access); status != http.StatusUnauthorized {
+		t.Fatalf("token of a deleted client: %d", status)
+	}
+	if !ts.store.Revoked("", id, "", "") {
+		t.Fatal("the deleted client is not revoked")
+	}
+}
