@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"net/http/httptest"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -65,6 +67,36 @@ func FuzzMetadata(f *testing.F) {
 			if checkRedirectURI(u) != nil {
 				t.Fatalf("accepted bad redirect URI %q", u)
 			}
+		}
+	})
+}
+
+// FuzzIJSON checks that checkIJSON never panics and that whatever it
+// accepts is valid UTF-8 JSON that encoding/json decodes.
+func FuzzIJSON(f *testing.F) {
+	for _, seed := range []string{
+		`{"redirect_uris":["https://a.example/cb"],"jwks":{"keys":[{"kty":"EC","x5c":["MIIB"]}]}}`,
+		`{"a":1,"a":2}`, `{"a":{"b":1},"b":{"a":1}}`, `[[[[[[[[[[1]]]]]]]]]]`,
+		`{"a":"\ud800"}`, `{"\u0000":0}`, `"x"`, `1e400`, `{} {}`, `{"a":[1,2,}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if checkIJSON(b) != nil {
+			return
+		}
+		if !json.Valid(b) || !utf8.Valid(b) {
+			t.Fatalf("accepted %q", b)
+		}
+		var m map[string]any
+		if b := bytes.TrimSpace(b); len(b) > 0 && b[0] == '{' {
+			if err := json.Unmarshal(b, &m); err != nil {
+				t.Fatalf("accepted %q, which does not decode to a map: %v", b, err)
+			}
+		}
+		var v any
+		if err := json.Unmarshal(b, &v); err != nil {
+			t.Fatalf("accepted %q, which does not decode: %v", b, err)
 		}
 	})
 }

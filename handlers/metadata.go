@@ -50,18 +50,18 @@ type metadataRequest struct {
 
 // parseMetadata decodes a registration request body (RFC 7591 §2, §3.1).
 // A JSON null or an empty string for an optional member means it was not
-// sent. It checks types only; validateMetadata applies the rules.
+// sent. It checks types and the I-JSON profile only; validateMetadata
+// applies the rules.
 func parseMetadata(body []byte) (*metadataRequest, *Error) {
+	// RFC 7493 I-JSON: refuse what parsers read differently (repeated
+	// members, broken Unicode) before anyone reads it, and shapes no
+	// registration needs.
+	if err := checkIJSON(body); err != nil {
+		return nil, ErrInvalidClientMetadata.WithDescription(err.Error())
+	}
+	// checkIJSON has made sure the body is one JSON value.
 	var members map[string]json.RawMessage
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	if err := dec.Decode(&members); err != nil {
-		return nil, ErrInvalidClientMetadata.WithDescription("the body is not a JSON object")
-	}
-	if dec.More() {
-		return nil, ErrInvalidClientMetadata.WithDescription("the body holds more than one JSON value")
-	}
-	if members == nil {
+	if err := json.Unmarshal(body, &members); err != nil || members == nil {
 		return nil, ErrInvalidClientMetadata.WithDescription("the body is not a JSON object")
 	}
 	p := memberParser{members: members}
