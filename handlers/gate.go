@@ -62,6 +62,9 @@ func (s *Server) serveGated(w http.ResponseWriter, r *http.Request, next caddyht
 			delete(r.Header, h)
 		}
 	}
+	if conn := r.Header["Connection"]; len(conn) > 0 {
+		s.unlistProtected(r.Header, conn)
+	}
 	// A CORS preflight carries no credentials (the Fetch standard leaves
 	// them out), so a browser-based client can never pass the gate with
 	// one; when allowed, it goes to the upstream, which answers for CORS.
@@ -115,6 +118,51 @@ func (s *Server) serveGated(w http.ResponseWriter, r *http.Request, next caddyht
 		r.Header.Del("Authorization")
 	}
 	return next.ServeHTTP(w, r)
+}
+
+// unlistProtected removes the identity headers (and Authorization, when it
+// is stripped) from the request's Connection header. A proxy drops every
+// header that Connection names as hop-by-hop (RFC 9110 §7.6.1), so a
+// caller sending "Connection: X-Auth-Subject" would make the upstream
+// receive no identity header at all, which an upstream may read as "an
+// internal call".
+func (s *Server) unlistProtected(h http.Header, conn []string) {
+	kept := make([]string, 0, len(conn))
+	for _, v := range conn {
+		var b strings.Builder
+		for opt := range strings.SplitSeq(v, ",") {
+			opt = strings.TrimSpace(opt)
+			if opt == "" || s.isProtectedHeader(opt) {
+				continue
+			}
+			if b.Len() > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(opt)
+		}
+		if b.Len() > 0 {
+			kept = append(kept, b.String())
+		}
+	}
+	if len(kept) == 0 {
+		delete(h, "Connection")
+		return
+	}
+	h["Connection"] = kept
+}
+
+// isProtectedHeader reports whether name is a header the gate sets or
+// strips, which the caller must not be able to remove on its way upstream.
+func (s *Server) isProtectedHeader(name string) bool {
+	if s.cfg.StripAuthorization && strings.EqualFold(name, "Authorization") {
+		return true
+	}
+	for _, h := range s.identityHeaders {
+		if h != "" && strings.EqualFold(name, h) {
+			return true
+		}
+	}
+	return false
 }
 
 // audienceAccepted reports whether one of the token's audiences is this

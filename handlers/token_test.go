@@ -36,12 +36,23 @@ func (ts *testServer) form(target, user, pass string, v url.Values) (*httptest.R
 // refusal, the challenge.
 func (ts *testServer) gated(target, authorization string, headers ...string) (int, string) {
 	ts.t.Helper()
+	h := http.Header{}
+	for i := 0; i+1 < len(headers); i += 2 {
+		h.Set(headers[i], headers[i+1])
+	}
+	return ts.gatedWith(target, authorization, h)
+}
+
+// gatedWith is gated with the request headers given as a map, so a test
+// can send a header more than once.
+func (ts *testServer) gatedWith(target, authorization string, headers http.Header) (int, string) {
+	ts.t.Helper()
 	r := httptest.NewRequest("GET", target, nil)
+	for k, v := range headers {
+		r.Header[k] = v
+	}
 	if authorization != "" {
 		r.Header.Set("Authorization", authorization)
-	}
-	for i := 0; i+1 < len(headers); i += 2 {
-		r.Header.Set(headers[i], headers[i+1])
 	}
 	repl := caddy.NewReplacer()
 	// As if basic_auth had run first on this route.

@@ -1,9 +1,12 @@
 package integration
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -200,5 +203,47 @@ func TestGateThroughCaddy(t *testing.T) {
 	}
 	if got := introspect(); got["active"] != false {
 		t.Fatalf("revoked token introspects as %v", got)
+	}
+}
+
+// machineToken registers a client_credentials client on gate.Caddyfile's
+// site and returns its id and an mcp:read token.
+func machineToken(t *testing.T, e *env) (id, token string) {
+	t.Helper()
+	resp, reg := call(t, "POST", e.url("/oauth/register"), "", `{"grant_types":["client_credentials"],"scope":"mcp:read"}`)
+	wantStatus(t, resp, reg, http.StatusCreated)
+	id = reg["client_id"].(string)
+	cfg := clientcredentials.Config{ClientID: id, ClientSecret: reg["client_secret"].(string), TokenURL: e.url("/oauth/token")}
+	tok, err := cfg.Token(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id, tok.AccessToken
+}
+
+// TestConnectionHeaderCannotStripIdentity is the adversarial review's
+// finding through a real reverse_proxy: "Connection: X-Auth-Subject, ..."
+// made the proxy drop the identity headers as hop-by-hop, so the upstream
+// received none. The request is written by hand: Go's client would tidy
+// the Connection header.
+func TestConnectionHeaderCannotStripIdentity(t *testing.T) {
+	e := newEnv(t)
+	e.start("gate.Caddyfile")
+	id, token := machineToken(t, e)
+
+	conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", e.port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET /mcp HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nAuthorization: Bearer %s\r\n"+
+		"Connection: close, X-Auth-Subject, x-auth-client-id, X-Auth-Scope\r\n\r\n", e.port, token)
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "sub=" + id + " client=" + id + " scope=mcp:read path=/mcp"
+	if got := body(t, resp); resp.StatusCode != 200 || got != want {
+		t.Fatalf("upstream saw %d %q, want %q", resp.StatusCode, got, want)
 	}
 }
