@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"html/template"
 	"net/http"
 	"net/url"
 	"slices"
@@ -185,11 +186,15 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		s.showError(w, http.StatusBadRequest, "This request cannot be authorized", page)
 		return
 	}
+	user := s.user(r)
 	if aerr != nil {
-		s.redirectError(w, r, aerr.req, aerr.Error)
+		if s.mayRedirectUnasked(r, aerr.req, user) {
+			s.redirectError(w, r, aerr.req, aerr.Error)
+		} else {
+			s.showRedirectError(w, r, aerr.req, aerr.Error)
+		}
 		return
 	}
-	user := s.user(r)
 	if user == "" {
 		s.showError(w, http.StatusUnauthorized, "Sign-in required",
 			"This server did not identify you. The site must authenticate people before this page (for example with basic_auth or forward_auth).")
@@ -214,6 +219,47 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.issueCode(w, r, req, user, false)
+}
+
+// mayRedirectUnasked reports whether the server may send the person to the
+// client's redirect URI without the person having done anything, as it
+// does with an error. With open registration anyone can register any
+// redirect URI, so redirecting at once would make this server an open
+// redirector (RFC 9700 §4.11.2): only clients that earned trust get it,
+// those the operator trusts, metadata-document clients from a host the
+// operator allowed, and clients the signed-in person already granted.
+func (s *Server) mayRedirectUnasked(r *http.Request, req *authzRequest, user string) bool {
+	if slices.Contains(s.cfg.TrustedClients, req.client.ID) {
+		return true
+	}
+	if req.host != "" {
+		return s.cimd.hostAllowed(req.host)
+	}
+	if user == "" {
+		return false
+	}
+	_, err := s.store.Grant(r.Context(), user, req.client.ID)
+	return err == nil
+}
+
+// showRedirectError shows the person an error meant for a client that has
+// not earned an unasked redirect, with a link back to the client that the
+// person may follow.
+func (s *Server) showRedirectError(w http.ResponseWriter, r *http.Request, req *authzRequest, e *Error) {
+	var link template.URL
+	if checkRedirectURI(req.redirectURI) == nil {
+		// Safe to put in href: checkRedirectURI allows https, loopback
+		// http and reverse-domain private-use schemes only.
+		link = template.URL(s.redirectURL(r, req, errorParams(e)))
+	}
+	msg := "The application's request cannot be authorized"
+	if e.Description != "" {
+		msg += ": " + e.Description
+	}
+	s.renderPage(w, http.StatusBadRequest, "message.html", message{
+		Title: "This request cannot be authorized", Message: msg + ".",
+		Link: link, LinkText: "Return to the application",
+	})
 }
 
 // user evaluates the user placeholder for this request: the person, or ""
@@ -401,13 +447,12 @@ func (s *Server) evaluateClaims(r *http.Request) (map[string]string, error) {
 	return out, nil
 }
 
-// redirect sends the person back to the client with the response
-// parameters, the state, and the issuer (RFC 9207).
-func (s *Server) redirect(w http.ResponseWriter, r *http.Request, req *authzRequest, params url.Values) {
+// redirectURL is the client's redirect URI with the response parameters,
+// the state, and the issuer (RFC 9207) added to its query.
+func (s *Server) redirectURL(r *http.Request, req *authzRequest, params url.Values) string {
 	u, err := url.Parse(req.redirectURI)
 	if err != nil {
-		s.showError(w, http.StatusBadRequest, "Bad redirect URI", "The redirect URI cannot be used.")
-		return
+		return ""
 	}
 	q := u.Query()
 	for k, v := range params {
@@ -418,19 +463,36 @@ func (s *Server) redirect(w http.ResponseWriter, r *http.Request, req *authzRequ
 	}
 	q.Set("iss", s.issuer(r))
 	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// redirect sends the person back to the client with the response
+// parameters.
+func (s *Server) redirect(w http.ResponseWriter, r *http.Request, req *authzRequest, params url.Values) {
+	target := s.redirectURL(r, req, params)
+	if target == "" {
+		s.showError(w, http.StatusBadRequest, "Bad redirect URI", "The redirect URI cannot be used.")
+		return
+	}
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Referrer-Policy", "no-referrer")
 	status := http.StatusFound
 	if r.Method == http.MethodPost {
 		status = http.StatusSeeOther
 	}
-	http.Redirect(w, r, u.String(), status)
+	http.Redirect(w, r, target, status)
 }
 
-func (s *Server) redirectError(w http.ResponseWriter, r *http.Request, req *authzRequest, e *Error) {
+// errorParams are the parameters of an error response (RFC 6749
+// §4.1.2.1).
+func errorParams(e *Error) url.Values {
 	params := url.Values{"error": {e.Code}}
 	if e.Description != "" {
 		params.Set("error_description", e.Description)
 	}
-	s.redirect(w, r, req, params)
+	return params
+}
+
+func (s *Server) redirectError(w http.ResponseWriter, r *http.Request, req *authzRequest, e *Error) {
+	s.redirect(w, r, req, errorParams(e))
 }

@@ -195,7 +195,12 @@ func TestAuthorizationErrors(t *testing.T) {
 			t.Errorf("%s: %d %v", name, w.Code, w.Header())
 		}
 	}
-	// Redirected with error, state and iss.
+	// Redirected with error, state and iss, for a client the person
+	// already granted (see TestNoUnaskedRedirectToUntrustedClients).
+	_, q := redirectParams(t, ts.approve(ts.authorize("GET", params, "bob"), "bob", "approve"))
+	if q.Get("code") == "" {
+		t.Fatal("bob's grant")
+	}
 	for name, tc := range map[string]struct {
 		p    url.Values
 		code string
@@ -208,7 +213,7 @@ func TestAuthorizationErrors(t *testing.T) {
 		"unknown scope":    {with(params, "scope", "admin"), "invalid_scope"},
 		"foreign resource": {with(params, "resource", "https://elsewhere.example/"), "invalid_target"},
 	} {
-		w := ts.authorize("GET", tc.p, "alice")
+		w := ts.authorize("GET", tc.p, "bob")
 		_, q := redirectParams(t, w)
 		if q.Get("error") != tc.code || q.Get("state") != "xyz" || q.Get("iss") != "http://example.com" || q.Get("code") != "" {
 			t.Errorf("%s: %v", name, q)
@@ -233,7 +238,7 @@ func TestAuthorizationErrors(t *testing.T) {
 	}
 	// Denied: access_denied back to the client.
 	page := ts.authorize("GET", params, "alice")
-	_, q := redirectParams(t, ts.approve(page, "alice", "deny"))
+	_, q = redirectParams(t, ts.approve(page, "alice", "deny"))
 	if q.Get("error") != "access_denied" || q.Get("state") != "xyz" {
 		t.Errorf("deny: %v", q)
 	}
@@ -367,5 +372,37 @@ func TestClaimsAreBounded(t *testing.T) {
 	_, q := redirectParams(t, w)
 	if q.Get("error") != "server_error" || q.Get("code") != "" {
 		t.Fatalf("oversized claims: %v", q)
+	}
+}
+
+// With open registration anyone can register https://evil.example/phish
+// and send a signed-in person to the authorization endpoint with a bad
+// request: the server redirected there at once, with no interaction (RFC
+// 9700 §4.11.2). A client that has not earned it gets a page instead, with
+// a link the person may choose to follow.
+func TestNoUnaskedRedirectToUntrustedClients(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	m := ts.register(`{"token_endpoint_auth_method":"none","redirect_uris":["https://evil.example/phish"]}`)
+	id := m["client_id"].(string)
+	bad := url.Values{"client_id": {id}, "redirect_uri": {"https://evil.example/phish"}, "response_type": {"token"}, "state": {"s"}}
+	for _, user := range []string{"alice", ""} {
+		w := ts.authorize("GET", bad, user)
+		body := w.Body.String()
+		if w.Code != http.StatusBadRequest || w.Header().Get("Location") != "" {
+			t.Fatalf("user %q: %d, Location %q", user, w.Code, w.Header().Get("Location"))
+		}
+		if !strings.Contains(body, `href="https://evil.example/phish?error=unsupported_response_type`) ||
+			!strings.Contains(body, "only response_type=code is supported") {
+			t.Fatalf("user %q: the page lacks the error or the link:\n%s", user, body)
+		}
+	}
+
+	// The operator's trusted clients keep the plain redirect.
+	trusted := newTestServer(t, Config{})
+	tid, params := trusted.publicClient("")
+	trusted.srv.cfg.TrustedClients = []string{tid}
+	_, q := redirectParams(t, trusted.authorize("GET", with(params, "response_type", "token"), "alice"))
+	if q.Get("error") != "unsupported_response_type" {
+		t.Fatalf("trusted client: %v", q)
 	}
 }

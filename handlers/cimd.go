@@ -152,6 +152,12 @@ func (m *metadataDocuments) checkDocumentURL(raw string) (*url.URL, error) {
 	return u, nil
 }
 
+// hostAllowed reports whether the operator named host among the hosts
+// allowed to serve metadata documents (not merely allowed any host).
+func (m *metadataDocuments) hostAllowed(host string) bool {
+	return m != nil && slices.Contains(m.cfg.AllowedHosts, host)
+}
+
 // client returns the client a metadata document describes.
 func (m *metadataDocuments) client(ctx context.Context, clientID string) (*storage.Client, error) {
 	if _, err := m.checkDocumentURL(clientID); err != nil {

@@ -41,9 +41,17 @@ func (s *Server) renderPage(w http.ResponseWriter, status int, name string, data
 	_, _ = w.Write(b.Bytes())
 }
 
+// message is the content of message.html; Link, when set, is a URL
+// already checked to be safe in an href.
+type message struct {
+	Title, Message string
+	Link           template.URL
+	LinkText       string
+}
+
 // showError renders a message page: for errors that must not be sent to
 // the client's redirect URI (RFC 6749 §4.1.2.1: an unknown client or a bad
 // redirect URI), and for a person who is not signed in.
-func (s *Server) showError(w http.ResponseWriter, status int, title, message string) {
-	s.renderPage(w, status, "message.html", struct{ Title, Message string }{title, message})
+func (s *Server) showError(w http.ResponseWriter, status int, title, msg string) {
+	s.renderPage(w, status, "message.html", message{Title: title, Message: msg})
 }
