@@ -8,7 +8,10 @@ import (
 	"net"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/caddy-dcr/caddy-dcr/storage"
 )
@@ -316,14 +319,21 @@ func isScopeToken(s string) bool {
 	return true
 }
 
-// forbiddenSchemes can run code or read local data in the user agent.
-var forbiddenSchemes = []string{"javascript", "data", "vbscript", "file", "blob", "about"}
-
-// checkRedirectURI applies RFC 6749 §3.1.2 and RFC 8252: an absolute URI
-// with no fragment; https for web clients; plain http only to a loopback
-// host (RFC 8252 §7.3, any port); private-use schemes for native apps
-// (RFC 8252 §7.1), except schemes that execute in the browser.
+// checkRedirectURI applies RFC 6749 §3.1.2 and RFC 8252 to a redirect
+// URI: absolute, with no fragment, no credentials, no whitespace or control
+// characters, and one of three kinds. https with a host, for web clients;
+// plain http to a loopback host, any port (RFC 8252 §7.3); or a private-use
+// scheme in reverse-domain form (RFC 8252 §7.1), for native apps. Every
+// other scheme is refused: the browser itself handles them (javascript:,
+// data:, view-source:, microsoft-edge:, jar:) or they are not web
+// redirects at all (ws:, ftp:, mailto:). The scheme is compared without
+// case; the URI is kept as sent.
 func checkRedirectURI(raw string) error {
+	if i := strings.IndexFunc(raw, func(r rune) bool {
+		return r == utf8.RuneError || unicode.IsSpace(r) || unicode.IsControl(r)
+	}); i >= 0 {
+		return fmt.Errorf("holds whitespace, a control character or invalid UTF-8 at byte %d", i)
+	}
 	u, err := url.Parse(raw)
 	if err != nil {
 		return fmt.Errorf("not a URI")
@@ -334,28 +344,55 @@ func checkRedirectURI(raw string) error {
 	if strings.Contains(raw, "#") {
 		return fmt.Errorf("must not have a fragment")
 	}
-	scheme := strings.ToLower(u.Scheme)
-	if slices.Contains(forbiddenSchemes, scheme) {
-		return fmt.Errorf("the %s scheme is not allowed", scheme)
+	if u.User != nil {
+		return fmt.Errorf("must not carry credentials")
 	}
-	switch scheme {
+	switch scheme := strings.ToLower(u.Scheme); scheme {
 	case "https":
-		if u.Host == "" || u.Hostname() == "" {
+		if u.Hostname() == "" {
 			return fmt.Errorf("has no host")
 		}
+		return checkPort(u)
 	case "http":
 		if !isLoopbackHost(u.Hostname()) {
 			return fmt.Errorf("plain http is allowed only for a loopback host (127.0.0.1, [::1] or localhost)")
 		}
+		return checkPort(u)
 	default:
+		if !isReverseDomain(scheme) {
+			return fmt.Errorf("the %s scheme is not allowed; use https, http to a loopback host, "+
+				"or a private-use scheme in reverse-domain form such as com.example.app", scheme)
+		}
 		if u.Opaque == "" && u.Path == "" && u.Host == "" {
 			return fmt.Errorf("is only a scheme")
 		}
 	}
-	if u.User != nil {
-		return fmt.Errorf("must not carry credentials")
+	return nil
+}
+
+// checkPort refuses an http or https URI whose port is present but not a
+// number from 1 to 65535.
+func checkPort(u *url.URL) error {
+	if strings.HasSuffix(u.Host, ":") {
+		return fmt.Errorf("has an empty port")
+	}
+	p := u.Port()
+	if p == "" {
+		return nil
+	}
+	if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("port %s is not between 1 and 65535", p)
 	}
 	return nil
+}
+
+// isReverseDomain reports whether scheme looks like a reversed domain name
+// (RFC 8252 §7.1: com.example.app): two or more non-empty dot-separated
+// labels. The URI parser has already limited it to letters, digits, "+",
+// "-" and ".".
+func isReverseDomain(scheme string) bool {
+	labels := strings.Split(scheme, ".")
+	return len(labels) >= 2 && !slices.Contains(labels, "")
 }
 
 // isLoopbackHost reports whether host names this machine's loopback

@@ -49,6 +49,17 @@ func TestValidateMetadata(t *testing.T) {
 					t.Fatalf("extras %v, client_id %q", r.meta.Extra, r.clientID)
 				}
 			}},
+		{name: "private-use scheme", body: `{"token_endpoint_auth_method":"none","redirect_uris":["com.example.app:/oauth2redirect"]}`},
+		{name: "loopback IPv4 with a port", body: `{"token_endpoint_auth_method":"none","redirect_uris":["http://127.0.0.1:8080/cb"]}`},
+		{name: "loopback IPv6 without a port", body: `{"token_endpoint_auth_method":"none","redirect_uris":["http://[::1]/cb"]}`},
+		{name: "https", body: `{"redirect_uris":["https://app.example/cb"]}`},
+		{name: "https with the largest port", body: `{"redirect_uris":["https://app.example:65535/cb"]}`},
+		{name: "scheme case is ignored and kept", body: `{"redirect_uris":["HTTPS://app.example/cb","Com.Example.App:/cb","HTTP://LOCALHOST:1/cb"]}`,
+			check: func(t *testing.T, r *metadataRequest) {
+				if !slices.Equal(r.meta.RedirectURIs, []string{"HTTPS://app.example/cb", "Com.Example.App:/cb", "HTTP://LOCALHOST:1/cb"}) {
+					t.Fatalf("stored %q", r.meta.RedirectURIs)
+				}
+			}},
 		{name: "public native client", body: `{"token_endpoint_auth_method":"none","redirect_uris":["com.example.app:/oauth2redirect","http://127.0.0.1:49152/cb","http://[::1]/cb","http://localhost:3000/cb"]}`},
 		{name: "duplicate values collapse", body: `{"grant_types":["client_credentials","client_credentials"],"scope":"a a b"}`,
 			check: func(t *testing.T, r *metadataRequest) {
@@ -93,6 +104,29 @@ func TestValidateMetadata(t *testing.T) {
 		{name: "https without host", body: `{"redirect_uris":["https:///cb"]}`, want: ErrInvalidRedirectURI},
 		{name: "credentials in redirect", body: `{"redirect_uris":["https://u:p@a.example/cb"]}`, want: ErrInvalidRedirectURI},
 		{name: "one bad redirect among good", body: `{"redirect_uris":["https://a.example/cb","http://evil.example/cb"]}`, want: ErrInvalidRedirectURI},
+		{name: "websocket redirect", body: `{"redirect_uris":["ws://x.example/cb"]}`, want: ErrInvalidRedirectURI},
+		{name: "ftp redirect", body: `{"redirect_uris":["ftp://x.example/cb"]}`, want: ErrInvalidRedirectURI},
+		{name: "mailto redirect", body: `{"redirect_uris":["mailto:a@x.example"]}`, want: ErrInvalidRedirectURI},
+		{name: "browser scheme wrapping https", body: `{"redirect_uris":["microsoft-edge:https://x.example"]}`, want: ErrInvalidRedirectURI},
+		{name: "view-source redirect", body: `{"redirect_uris":["view-source:https://x.example"]}`, want: ErrInvalidRedirectURI},
+		{name: "jar redirect", body: `{"redirect_uris":["jar:https://x.example!/"]}`, want: ErrInvalidRedirectURI},
+		{name: "vbscript redirect", body: `{"redirect_uris":["vbscript:msgbox(1)"]}`, want: ErrInvalidRedirectURI},
+		{name: "private-use scheme without a dot", body: `{"redirect_uris":["myapp:/cb"]}`, want: ErrInvalidRedirectURI},
+		{name: "private-use scheme with an empty label", body: `{"redirect_uris":["com..app:/cb"]}`, want: ErrInvalidRedirectURI},
+		{name: "private-use scheme alone", body: `{"redirect_uris":["com.example.app:"]}`, want: ErrInvalidRedirectURI},
+		{name: "credentials in a private-use redirect", body: `{"redirect_uris":["com.example.app://u@host/cb"]}`, want: ErrInvalidRedirectURI},
+		{name: "trailing space", body: `{"redirect_uris":["https://x.example/cb "]}`, want: ErrInvalidRedirectURI},
+		{name: "leading space", body: `{"redirect_uris":[" https://x.example/cb"]}`, want: ErrInvalidRedirectURI},
+		{name: "tab inside", body: `{"redirect_uris":["https://x.example/c\tb"]}`, want: ErrInvalidRedirectURI},
+		{name: "line break inside", body: `{"redirect_uris":["https://x.example/cb\n"]}`, want: ErrInvalidRedirectURI},
+		{name: "C1 control character", body: `{"redirect_uris":["https://x.example/\u0085cb"]}`, want: ErrInvalidRedirectURI},
+		{name: "no-break space", body: `{"redirect_uris":["https://x.example/\u00a0cb"]}`, want: ErrInvalidRedirectURI},
+		{name: "port 0", body: `{"redirect_uris":["http://127.0.0.1:0/cb"]}`, want: ErrInvalidRedirectURI},
+		{name: "port above 65535", body: `{"redirect_uris":["http://127.0.0.1:99999/cb"]}`, want: ErrInvalidRedirectURI},
+		{name: "https port above 65535", body: `{"redirect_uris":["https://x.example:65536/cb"]}`, want: ErrInvalidRedirectURI},
+		{name: "empty port", body: `{"redirect_uris":["http://127.0.0.1:/cb"]}`, want: ErrInvalidRedirectURI},
+		{name: "user in a loopback redirect", body: `{"redirect_uris":["http://user@127.0.0.1:9999/callback"]}`, want: ErrInvalidRedirectURI},
+		{name: "empty userinfo", body: `{"redirect_uris":["https://@x.example/cb"]}`, want: ErrInvalidRedirectURI},
 
 		{name: "scope within the supported list", scopes: []string{"read", "write"}, body: `{"grant_types":["client_credentials"],"scope":"read"}`},
 		{name: "no scope gets every supported scope", scopes: []string{"read", "write"}, body: `{"grant_types":["client_credentials"]}`,
@@ -125,6 +159,20 @@ func TestValidateMetadata(t *testing.T) {
 				t.Fatalf("got %v; want %s with a description", err, tc.want.Code)
 			}
 		})
+	}
+}
+
+// TestCheckRedirectURIRefusesWhatJSONCannotCarry covers inputs that reach
+// checkRedirectURI from a query string rather than a JSON body: raw control
+// bytes and invalid UTF-8.
+func TestCheckRedirectURIRefusesWhatJSONCannotCarry(t *testing.T) {
+	for _, raw := range []string{
+		"https://x.example/cb\x00", "https://x.example/\x7fcb", "https://x.example/\xffcb",
+		"https://x.example/cb\r\n", "\x0bhttps://x.example/cb", "https://x.example/\u2028cb",
+	} {
+		if err := checkRedirectURI(raw); err == nil {
+			t.Errorf("accepted %q", raw)
+		}
 	}
 }
 
