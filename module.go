@@ -34,7 +34,11 @@ type Handler struct {
 	// Issuer is the authorization server's issuer identifier, an absolute
 	// URL; endpoint URLs are built on its scheme and host. Placeholders
 	// known at load time ({env.*}) are replaced. Default: the scheme and
-	// host of each request.
+	// host of each request, which needs every site on the server's
+	// address to have a host name (so that Caddy's host matcher, not the
+	// caller, decides the host) and the Host header's port to be the one
+	// the request came in on (so set it behind a proxy or a port
+	// mapping).
 	Issuer string `json:"issuer,omitempty"`
 
 	// Storage is the directory of the Badger database. Handlers that name
@@ -205,6 +209,14 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 
+	if h.Issuer == "" {
+		if srv, ok := ctx.Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok && !hostRouted(srv) {
+			return fmt.Errorf("issuer is required here: a site on this address answers requests for any host name, " +
+				"so the issuer cannot come from the Host header (any caller could mint tokens for another site); " +
+				"set issuer, or give every site on this address a host name")
+		}
+	}
+
 	dir, err := filepath.Abs(h.Storage)
 	if err != nil {
 		return fmt.Errorf("storage directory %s: %w", h.Storage, err)
@@ -328,6 +340,24 @@ func ptrValue[T any](p *T) (v T) {
 		v = *p
 	}
 	return v
+}
+
+// hostRouted reports whether every route of srv passes a host matcher, so
+// that a request reaches dcr only for a host name the site was configured
+// for. Caddy provisions a server's top-level matchers before its handlers,
+// so they are loaded when dcr is provisioned.
+func hostRouted(srv *caddyhttp.Server) bool {
+	for _, rt := range srv.Routes {
+		if len(rt.MatcherSets) == 0 {
+			return false
+		}
+		for _, set := range rt.MatcherSets {
+			if !slices.ContainsFunc(set, func(m any) bool { _, ok := m.(*caddyhttp.MatchHost); return ok }) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // headerName maps the "off" of a header subdirective to no header.

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"net/textproto"
 	"net/url"
@@ -255,6 +256,13 @@ func New(ctx context.Context, store storage.Store, cfg Config) (*Server, error) 
 // ServeHTTP answers the request if its path is one of the endpoints, and
 // otherwise lets it through the token gate to next.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if s.origin == "" && !hostPortServed(r) {
+		// The issuer would come from a Host this server does not
+		// answer for: refuse before anything is issued or accepted.
+		writeJSON(w, http.StatusMisdirectedRequest, ErrInvalidRequest.WithStatus(http.StatusMisdirectedRequest).WithDescription(
+			"the Host header names a port this server did not receive the request on; behind a proxy or a port mapping, set issuer"))
+		return nil
+	}
 	p := r.URL.Path
 	if h, ok := s.endpoints[p]; ok {
 		h(w, r)
@@ -297,6 +305,34 @@ func (s *Server) issuer(r *http.Request) string {
 		return s.cfg.Issuer
 	}
 	return s.baseURL(r)
+}
+
+// hostPortServed reports whether the request's Host names the port the
+// connection came in on (the scheme's default port when it names none).
+// With no configured issuer, the issuer is derived from the Host, and the
+// site's host matcher has checked only the name: a caller sending
+// "Host: 127.0.0.1:6666" to the site on port 8080 would otherwise mint
+// tokens, and read metadata, for an issuer at port 6666, which another
+// site on the same store accepts. Outside a real server (httptest) the
+// local address is unknown and the port is not checked.
+func hostPortServed(r *http.Request) bool {
+	local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	if !ok {
+		return true
+	}
+	_, localPort, err := net.SplitHostPort(local.String())
+	if err != nil {
+		return true
+	}
+	_, port, err := net.SplitHostPort(r.Host)
+	switch {
+	case err == nil:
+	case r.TLS != nil:
+		port = "443"
+	default:
+		port = "80"
+	}
+	return port == localPort
 }
 
 // baseURL is scheme://host for the endpoint URLs the server hands out: the

@@ -247,3 +247,64 @@ func TestConnectionHeaderCannotStripIdentity(t *testing.T) {
 		t.Fatalf("upstream saw %d %q, want %q", resp.StatusCode, got, want)
 	}
 }
+
+// TestIssuerComesOnlyFromHostsTheSiteServes is the adversarial review's
+// issuer finding. With issuer unset, the issuer came from any Host header:
+// a token requested at one site with "Host: <other site>" carried the
+// other site's issuer and passed its gate, and the metadata advertised
+// whatever Host a caller sent. A site answering any host name now needs
+// an explicit issuer, and a Host naming another port is misdirected.
+func TestIssuerComesOnlyFromHostsTheSiteServes(t *testing.T) {
+	e := newEnv(t)
+	if out, ok := e.validate("catch_all.Caddyfile"); ok || !strings.Contains(out, "issuer is required") {
+		t.Fatalf("a catch-all site without issuer validated:\n%s", out)
+	}
+
+	e.start("two_sites.Caddyfile")
+	one, two := e.url(""), e.url2("")
+	resp, reg := call(t, "POST", one+"/oauth/register", "", `{"grant_types":["client_credentials"]}`)
+	wantStatus(t, resp, reg, http.StatusCreated)
+
+	// Asking site one for a token with site two's Host: misdirected.
+	form := url.Values{"grant_type": {"client_credentials"}}
+	req, _ := http.NewRequest("POST", one+"/oauth/token", strings.NewReader(form.Encode()))
+	req.Host = strings.TrimPrefix(two, "http://")
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(reg["client_id"].(string), reg["client_secret"].(string))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := body(t, resp); resp.StatusCode != http.StatusMisdirectedRequest || strings.Contains(got, "access_token") {
+		t.Fatalf("token with another site's Host: %d %s", resp.StatusCode, got)
+	}
+	// The metadata never names an issuer at a port the site is not on.
+	req, _ = http.NewRequest("GET", one+"/.well-known/oauth-authorization-server", nil)
+	req.Host = "127.0.0.1:6666"
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := body(t, resp); resp.StatusCode != http.StatusMisdirectedRequest || strings.Contains(got, "6666") {
+		t.Fatalf("metadata for Host 127.0.0.1:6666: %d %s", resp.StatusCode, got)
+	}
+
+	// A token site one issued properly does not pass site two's gate.
+	cfg := clientcredentials.Config{ClientID: reg["client_id"].(string), ClientSecret: reg["client_secret"].(string), TokenURL: one + "/oauth/token"}
+	tok, err := cfg.Token(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for base, want := range map[string]int{one: 200, two: 401} {
+		req, _ = http.NewRequest("GET", base+"/api", nil)
+		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+		resp, err = http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Fatalf("%s with site one's token: %d, want %d", base, resp.StatusCode, want)
+		}
+	}
+}
