@@ -56,6 +56,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    grants_path <path>
 //	    user <placeholder>
 //	    trusted_client <client_id...>
+//	    resource_server <client_id...>
 //	    code_ttl <duration>
 //	    claim <name> <value>
 //	    client_id_metadata_documents on|off
@@ -64,8 +65,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	}
 //
 // initial_access_token, scopes_supported, require_scope, trusted_client,
-// claim and metadata_document_hosts may be repeated; their values
-// add up. Every other subdirective may appear once.
+// resource_server, claim and metadata_document_hosts may be repeated;
+// their values add up. Every other subdirective may appear once.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the directive name
 	if d.NextArg() {
@@ -103,16 +104,14 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := singleString(d, &h.User); err != nil {
 				return err
 			}
-		case "trusted_client", "metadata_document_hosts":
+		case "trusted_client", "resource_server", "metadata_document_hosts":
 			args := d.RemainingArgs()
 			if len(args) == 0 {
 				return d.ArgErr()
 			}
-			if name == "trusted_client" {
-				h.TrustedClients = append(h.TrustedClients, args...)
-			} else {
-				h.MetadataDocumentHosts = append(h.MetadataDocumentHosts, args...)
-			}
+			dst := map[string]*[]string{"trusted_client": &h.TrustedClients, "resource_server": &h.ResourceServers,
+				"metadata_document_hosts": &h.MetadataDocumentHosts}[name]
+			*dst = append(*dst, args...)
 		case "claim":
 			var claimName, value string
 			if !d.Args(&claimName, &value) || d.NextArg() {

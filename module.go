@@ -132,6 +132,10 @@ type Handler struct {
 	User string `json:"user,omitempty"`
 	// TrustedClients skip the consent page.
 	TrustedClients []string `json:"trusted_clients,omitempty"`
+	// ResourceServers are client ids of resource servers that may
+	// introspect any token (RFC 7662 §2.1). Any other client may
+	// introspect only tokens issued to itself. Default: none.
+	ResourceServers []string `json:"resource_servers,omitempty"`
 	// CodeTTL is the lifetime of authorization codes. Default: 60s.
 	CodeTTL caddy.Duration `json:"code_ttl,omitempty"`
 	// Claims are extra claims carried in the tokens of a grant, by name;
@@ -257,6 +261,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		GrantsPath:          h.GrantsPath,
 		User:                h.User,
 		TrustedClients:      h.TrustedClients,
+		ResourceServers:     h.ResourceServers,
 		CodeTTL:             time.Duration(h.CodeTTL),
 		Claims:              h.Claims,
 		MetadataDocuments:   documents,

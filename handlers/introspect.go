@@ -3,6 +3,7 @@ package handlers
 import (
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/caddy-dcr/caddy-dcr/storage"
@@ -33,8 +34,10 @@ func (i introspection) MarshalJSON() ([]byte, error) {
 
 // serveIntrospect is the introspection endpoint of RFC 7662. Only
 // confidential clients may call it (§2.1: the endpoint requires
-// authorization); any token that is not an active token of this server,
-// whatever the reason, is just {"active": false} (§2.2).
+// authorization), and a client learns about a token only if it is the
+// token's own client or a resource server the operator named (§4: the
+// answer holds the person's identity, which no other client may read).
+// Any other token, whatever the reason, is just {"active": false} (§2.2).
 func (s *Server) serveIntrospect(w http.ResponseWriter, r *http.Request) {
 	client, ok := s.clientRequest(w, r)
 	if !ok {
@@ -68,9 +71,12 @@ func (s *Server) serveIntrospect(w http.ResponseWriter, r *http.Request) {
 			s.internalError(w, "introspecting token", client.ID, err)
 			return
 		}
-		if res != nil {
+		if res != nil && (res.ClientID == client.ID || slices.Contains(s.cfg.ResourceServers, client.ID)) {
 			writeJSON(w, http.StatusOK, res)
 			return
+		}
+		if res != nil {
+			break // active, but not this caller's to know about
 		}
 	}
 	writeJSON(w, http.StatusOK, introspection{Active: false})

@@ -82,6 +82,9 @@ type Config struct {
 	User string
 	// TrustedClients skip the consent page.
 	TrustedClients []string
+	// ResourceServers are the clients that may introspect any token;
+	// any other client only its own.
+	ResourceServers []string
 	// CodeTTL is the lifetime of authorization codes.
 	CodeTTL time.Duration
 	// Claims are extra token claims by name; values may hold

@@ -4,6 +4,9 @@ import (
 	"net/http"
 	"net/url"
 	"testing"
+	"time"
+
+	"github.com/caddy-dcr/caddy-dcr/storage"
 )
 
 // A client registered at one handler with scope "admin mcp:read" got a
@@ -68,4 +71,37 @@ func TestIssuanceGrantsOnlyScopesThisHandlerSupports(t *testing.T) {
 func httpRequest() *http.Request {
 	r, _ := http.NewRequest("GET", "http://example.com/", nil)
 	return r
+}
+
+// Any self-registered client could introspect anyone's refresh token and
+// read the person's identity and email. RFC 7662 §2.1, §4: a client
+// learns about its own tokens; only resource servers the operator named
+// learn about all.
+func TestIntrospectionIsForTheTokensClientOrAResourceServer(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	owner, ownerSecret := ts.machineClient("")
+	stranger, strangerSecret := ts.machineClient("")
+	rs, rsSecret := ts.machineClient("")
+	ts.srv.cfg.ResourceServers = []string{rs}
+	access := ts.clientCredentialsToken(owner, ownerSecret, "")
+	refresh := newSecret()
+	err := ts.store.CreateRefreshToken(t.Context(), storage.HashSecret(refresh), &storage.RefreshToken{
+		ClientID: owner, Subject: "alice", ExpiresAt: fixedNow.Add(time.Hour).Unix(), Family: "f",
+		Claims: map[string]string{"email": "alice@example.com"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tok := range []string{access, refresh} {
+		for _, c := range []struct {
+			id, secret string
+			active     bool
+		}{{owner, ownerSecret, true}, {stranger, strangerSecret, false}, {rs, rsSecret, true}} {
+			w, m := ts.form("/oauth/introspect", c.id, c.secret, url.Values{"token": {tok}})
+			assertOAuthJSON(t, w, m, http.StatusOK, "")
+			if m["active"] != c.active || (!c.active && len(m) != 1) {
+				t.Fatalf("client %s introspecting: %v", c.id, m)
+			}
+		}
+	}
 }
