@@ -135,10 +135,16 @@ func (s *Server) lookupClient(r *http.Request, clientID string) (*storage.Client
 
 // redirectRegistered reports whether uri is one of the registered redirect
 // URIs, compared exactly, except that a loopback http URI matches with any
-// port (RFC 8252 §7.3: native apps get a port from the OS at run time).
+// port (RFC 8252 §7.3: native apps get a port from the OS at run time). A
+// URI that is not registered as written must pass the rules registration
+// applies (no credentials, a real port), so that the port leeway lets
+// nothing else through.
 func redirectRegistered(uri string, registered []string) bool {
 	if slices.Contains(registered, uri) {
 		return true
+	}
+	if checkRedirectURI(uri) != nil {
+		return false
 	}
 	u, err := url.Parse(uri)
 	if err != nil || u.Scheme != "http" || !isLoopbackHost(u.Hostname()) {

@@ -183,12 +183,15 @@ func TestAuthorizationErrors(t *testing.T) {
 
 	// Shown to the person, never redirected.
 	for name, p := range map[string]url.Values{
-		"unknown client":     with(params, "client_id", "nope"),
-		"no client":          with(params, "client_id", ""),
-		"unregistered URI":   with(params, "redirect_uri", "https://evil.example/cb"),
-		"loopback, new path": with(params, "redirect_uri", "http://127.0.0.1:4000/other"),
-		"repeated parameter": func() url.Values { v := with(params); v.Add("state", "2"); return v }(),
-		"ambiguous redirect": with(params, "redirect_uri", ""),
+		"unknown client":       with(params, "client_id", "nope"),
+		"no client":            with(params, "client_id", ""),
+		"unregistered URI":     with(params, "redirect_uri", "https://evil.example/cb"),
+		"loopback, new path":   with(params, "redirect_uri", "http://127.0.0.1:4000/other"),
+		"loopback, userinfo":   with(params, "redirect_uri", "http://user@127.0.0.1:9999/cb"),
+		"loopback, port 0":     with(params, "redirect_uri", "http://127.0.0.1:0/cb"),
+		"loopback, port 99999": with(params, "redirect_uri", "http://127.0.0.1:99999/cb"),
+		"repeated parameter":   func() url.Values { v := with(params); v.Add("state", "2"); return v }(),
+		"ambiguous redirect":   with(params, "redirect_uri", ""),
 	} {
 		w := ts.authorize("GET", p, "alice")
 		if w.Code != 400 || w.Header().Get("Location") != "" || !strings.Contains(w.Header().Get("Content-Type"), "text/html") {
