@@ -118,7 +118,12 @@ func (s *Server) lookupClient(r *http.Request, clientID string) (*storage.Client
 	if s.cimd != nil && strings.HasPrefix(clientID, "https://") {
 		c, err := s.cimd.client(r.Context(), clientID)
 		if err != nil {
-			return nil, "", fmt.Errorf("The client's metadata document could not be used: %v", err)
+			s.log.Info("client metadata document unusable", zap.String("client_id", clientID), zap.Error(err))
+			reason := err.Error()
+			if errors.Is(err, errDocumentFetch) {
+				reason = errDocumentFetch.Error()
+			}
+			return nil, "", fmt.Errorf("The client's metadata document could not be used: %s.", reason)
 		}
 		u, _ := url.Parse(clientID)
 		return c, u.Host, nil

@@ -48,6 +48,12 @@ const (
 	maxDocumentTTL     = 24 * time.Hour
 )
 
+// errDocumentFetch is what a person is shown when a document could not be
+// retrieved: the cause (a resolver's address, whether an internal name
+// resolves, a connection refused) describes the operator's network and is
+// only logged.
+var errDocumentFetch = errors.New("the document could not be retrieved")
+
 type cachedDocument struct {
 	client  *storage.Client
 	expires time.Time
@@ -202,7 +208,7 @@ func (m *metadataDocuments) fetch(ctx context.Context, clientID string) ([]byte,
 	req.Header.Set("Accept", "application/json")
 	resp, err := m.http.Do(req)
 	if err != nil {
-		return nil, 0, fmt.Errorf("fetching the document failed: %w", err)
+		return nil, 0, fmt.Errorf("%w: %w", errDocumentFetch, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {

@@ -12,6 +12,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // docServer serves client metadata documents over TLS on loopback.
@@ -115,12 +118,23 @@ func TestMetadataDocumentClient(t *testing.T) {
 func TestMetadataDocumentRefusesPrivateAddresses(t *testing.T) {
 	docs := newDocServer(t)
 	docs.json("/client.json", goodDocument, "")
-	ts := newTestServer(t, Config{MetadataDocuments: &MetadataDocumentConfig{TLS: docs.tlsConfig()}})
+	core, logs := observer.New(zap.InfoLevel)
+	ts := newTestServer(t, Config{MetadataDocuments: &MetadataDocumentConfig{TLS: docs.tlsConfig()}, Logger: zap.New(core)})
 	params := url.Values{"response_type": {"code"}, "client_id": {docs.URL + "/client.json"}, "redirect_uri": {"http://127.0.0.1:7000/cb"},
 		"code_challenge": {challengeOf(testVerifier)}, "code_challenge_method": {"S256"}}
 	w := ts.authorize("GET", params, "dora")
-	if w.Code != 400 || docs.fetches.Load() != 0 || !strings.Contains(w.Body.String(), "no public address") {
+	if w.Code != 400 || docs.fetches.Load() != 0 {
 		t.Fatalf("a loopback document was fetched: %d, %d fetches\n%s", w.Code, docs.fetches.Load(), w.Body)
+	}
+	// The person sees a generic reason; how the name resolved, which
+	// describes the operator's network, goes to the log only.
+	if page := w.Body.String(); !strings.Contains(page, "could not be retrieved") ||
+		strings.Contains(page, "public address") || strings.Contains(page, "127.0.0.1:") {
+		t.Fatalf("the page tells more than it should:\n%s", page)
+	}
+	if e := logs.FilterMessage("client metadata document unusable").All(); len(e) != 1 ||
+		!strings.Contains(e[0].ContextMap()["error"].(string), "no public address") {
+		t.Fatalf("the cause was not logged: %v", e)
 	}
 	for _, ip := range []string{"127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "::1", "fe80::1", "fc00::1", "0.0.0.0", "100.64.0.1", "224.0.0.1"} {
 		if isPublicIP(net.ParseIP(ip)) {
