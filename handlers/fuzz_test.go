@@ -3,7 +3,10 @@ package handlers
 import (
 	"bytes"
 	"context"
+	"crypto/elliptic"
+	"encoding/base64"
 	"encoding/json"
+	"math/big"
 	"net/http/httptest"
 	"net/url"
 	"strings"
@@ -172,7 +175,8 @@ func FuzzTokenRequest(f *testing.F) {
 }
 
 // FuzzParseJWT feeds arbitrary strings to the access token parser: it must
-// never accept a token this server did not sign.
+// never accept a token this server did not sign, nor another spelling or
+// signature of one it did.
 func FuzzParseJWT(f *testing.F) {
 	store, err := storage.OpenBadger("", storage.Options{InMemory: true})
 	if err != nil {
@@ -191,11 +195,22 @@ func FuzzParseJWT(f *testing.F) {
 	f.Add("eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.")
 	f.Add("a.b.c")
 	f.Add(good[:len(good)-2])
+	// Twins of good that a lenient parser accepts: the same signature
+	// with a stray bit or a line break, and the high-S signature.
+	dot := strings.LastIndexByte(good, '.')
+	f.Add(good[:dot+1] + setTrailingBit(f, good[dot+1:]))
+	f.Add(good[:dot+10] + "\r\n" + good[dot+10:])
+	sig, err := base64.RawURLEncoding.DecodeString(good[dot+1:])
+	if err != nil {
+		f.Fatal(err)
+	}
+	r, s := new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])
+	f.Add(good[:dot+1] + encodeSig(r, s.Sub(elliptic.P256().Params().N, s)))
 	f.Fuzz(func(t *testing.T, token string) {
 		c, err := ring.verify(context.Background(), token)
 		if err == nil && token != good {
-			// ECDSA signatures are malleable only through the encoding,
-			// which is fixed-size here: anything else is a forgery.
+			// A token has one spelling (canonical base64url) and one
+			// signature (low S): anything else is a forgery.
 			t.Fatalf("accepted a token the server did not issue: %q -> %+v", token, c)
 		}
 	})

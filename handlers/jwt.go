@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -39,6 +38,9 @@ type accessClaims struct {
 	ID       string   `json:"jti"`
 	ClientID string   `json:"client_id"`
 	Scope    string   `json:"scope,omitempty"`
+	// NotBefore is the time before which the token must not be accepted
+	// (RFC 7519 §4.1.5); 0 when absent.
+	NotBefore int64 `json:"nbf,omitempty"`
 	// Family links a token issued from a refresh token to that token's
 	// family, so revoking the family revokes it.
 	Family string `json:"fam,omitempty"`
@@ -271,6 +273,11 @@ func (k *keyRing) sign(ctx context.Context, c *accessClaims) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	// (r, n-s) verifies as well as (r, s); parseJWT accepts only the
+	// low one, so every token has a single signature.
+	if s.Cmp(p256HalfOrder) > 0 {
+		s.Sub(elliptic.P256().Params().N, s)
+	}
 	var sig [64]byte
 	r.FillBytes(sig[:32])
 	s.FillBytes(sig[32:])
@@ -278,6 +285,14 @@ func (k *keyRing) sign(ctx context.Context, c *accessClaims) (string, error) {
 	b.WriteString(base64.RawURLEncoding.EncodeToString(sig[:]))
 	return b.String(), nil
 }
+
+// p256HalfOrder is n/2 for P-256: an ECDSA signature's s must not exceed it.
+var p256HalfOrder = new(big.Int).Rsh(elliptic.P256().Params().N, 1)
+
+// jwtEncoding decodes a JWS segment: base64url with no padding and no
+// stray bits after the last byte (RFC 7515 §2). With the alphabet check in
+// isBase64URL, a token has exactly one spelling.
+var jwtEncoding = base64.RawURLEncoding.Strict()
 
 // errBadToken is every reason a presented token is not ours or not intact.
 var errBadToken = errors.New("malformed or unverifiable token")
@@ -318,9 +333,11 @@ func (k *keyRing) jwksJSON() []byte {
 }
 
 // parseJWT parses a compact JWS (RFC 7515 §7.1), accepts only our header
-// (alg ES256, typ at+jwt, a known kid) and a valid signature, and decodes
-// the claims. It never trusts the alg the token names for anything but
-// refusing it.
+// (alg ES256, typ at+jwt, a known kid, no crit) and a valid low-S
+// signature, and decodes the claims. It never trusts the alg the token
+// names for anything but refusing it. Each segment must be canonical
+// base64url and the header and claims I-JSON (RFC 7493), so that every
+// verifier reads a token we accept the way we do.
 func parseJWT(token string, keyFor func(kid string) *ecdsa.PublicKey) (*accessClaims, error) {
 	if len(token) > maxTokenLen {
 		return nil, errBadToken
@@ -330,47 +347,67 @@ func parseJWT(token string, keyFor func(kid string) *ecdsa.PublicKey) (*accessCl
 		return nil, errBadToken
 	}
 	p, sig, ok := strings.Cut(rest, ".")
-	if !ok || strings.Contains(sig, ".") {
+	if !ok || !isBase64URL(h) || !isBase64URL(p) || !isBase64URL(sig) {
 		return nil, errBadToken
 	}
-	rawHeader, err := base64.RawURLEncoding.DecodeString(h)
-	if err != nil {
+	rawHeader, err := jwtEncoding.DecodeString(h)
+	if err != nil || checkIJSON(rawHeader) != nil {
 		return nil, errBadToken
 	}
 	var header struct {
-		Alg string `json:"alg"`
-		Typ string `json:"typ"`
-		Kid string `json:"kid"`
+		Alg  string          `json:"alg"`
+		Typ  string          `json:"typ"`
+		Kid  string          `json:"kid"`
+		Crit json.RawMessage `json:"crit"`
 	}
 	if err := json.Unmarshal(rawHeader, &header); err != nil {
 		return nil, errBadToken
 	}
-	// RFC 9068 §4: the typ must be at+jwt (application/ may be spelled).
+	// RFC 7515 §4.1.11: crit names extensions the verifier must
+	// understand; we understand none. RFC 9068 §4: the typ must be at+jwt
+	// (application/ may be spelled).
 	typ := strings.TrimPrefix(strings.ToLower(header.Typ), "application/")
-	if header.Alg != jwtAlg || typ != jwtTyp || header.Kid == "" {
+	if header.Alg != jwtAlg || typ != jwtTyp || header.Kid == "" || header.Crit != nil {
 		return nil, errBadToken
 	}
 	pub := keyFor(header.Kid)
 	if pub == nil {
 		return nil, errBadToken
 	}
-	rawSig, err := base64.RawURLEncoding.DecodeString(sig)
+	rawSig, err := jwtEncoding.DecodeString(sig)
 	if err != nil || len(rawSig) != 64 {
 		return nil, errBadToken
 	}
-	digest := sha256.Sum256([]byte(token[:len(h)+1+len(p)]))
 	r, s := new(big.Int).SetBytes(rawSig[:32]), new(big.Int).SetBytes(rawSig[32:])
+	if s.Cmp(p256HalfOrder) > 0 {
+		return nil, errBadToken
+	}
+	digest := sha256.Sum256([]byte(token[:len(h)+1+len(p)]))
 	if !ecdsa.Verify(pub, digest[:], r, s) {
 		return nil, errBadToken
 	}
-	payload, err := base64.RawURLEncoding.DecodeString(p)
-	if err != nil {
+	payload, err := jwtEncoding.DecodeString(p)
+	if err != nil || checkIJSON(payload) != nil {
 		return nil, errBadToken
 	}
 	var c accessClaims
-	dec := json.NewDecoder(bytes.NewReader(payload))
-	if err := dec.Decode(&c); err != nil {
+	if err := json.Unmarshal(payload, &c); err != nil {
 		return nil, errBadToken
 	}
 	return &c, nil
+}
+
+// isBase64URL reports whether s is non-empty and only the base64url
+// alphabet: no padding, and no CR or LF, which encoding/base64 skips.
+func isBase64URL(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
