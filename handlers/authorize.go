@@ -16,7 +16,9 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/caddy-dcr/caddy-dcr/storage"
 )
@@ -491,7 +493,25 @@ func (s *Server) redirect(w http.ResponseWriter, r *http.Request, req *authzRequ
 	if r.Method == http.MethodPost {
 		status = http.StatusSeeOther
 	}
+	if params.Has("code") {
+		s.keepCodeOutOfAccessLog(r, req, status)
+	}
 	http.Redirect(w, r, target, status)
+}
+
+// keepCodeOutOfAccessLog leaves a response that carries an authorization
+// code out of Caddy's access log, whose resp_headers would record the
+// Location with the code, and logs it here without the code. Editing the
+// logged Location instead is not possible from a handler: the access log
+// reads the same header map that a buffering writer in front of dcr
+// (encode) sends only after dcr returns, so the edit would reach the
+// client too.
+func (s *Server) keepCodeOutOfAccessLog(r *http.Request, req *authzRequest, status int) {
+	caddyhttp.SetVar(r.Context(), caddyhttp.LogSkipVar, true)
+	if ce := s.log.Check(zapcore.InfoLevel, "authorization code issued"); ce != nil {
+		ce.Write(zap.String("client_id", req.client.ID), zap.String("method", r.Method), zap.String("uri", r.URL.Path),
+			zap.Int("status", status), zap.String("remote_addr", r.RemoteAddr))
+	}
 }
 
 // errorParams are the parameters of an error response (RFC 6749

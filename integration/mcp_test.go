@@ -221,7 +221,13 @@ func TestMCPClientEndToEnd(t *testing.T) {
 		t.Fatalf("second authorization: %d %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
 
-	assertLogsClean(t, p.logs.String(), tok.AccessToken, tok.RefreshToken, fresh.RefreshToken, q.Get("code"), verifier)
+	// The access log (on in mcp.Caddyfile) records the requests but not
+	// the responses carrying a code, which dcr logs without the code.
+	logs := p.logs.String()
+	assertLogsClean(t, logs, tok.AccessToken, tok.RefreshToken, fresh.RefreshToken, q.Get("code"), verifier)
+	if !strings.Contains(logs, `"uri":"/oauth/token"`) || !strings.Contains(logs, `"msg":"authorization code issued"`) {
+		t.Fatalf("the access log or dcr's own line is missing:\n%s", logs)
+	}
 }
 
 // TestForwardAuthUser: with user {http.request.header.Remote-User} behind
