@@ -12,6 +12,7 @@ import (
 
 var (
 	errTokenExpired = errors.New("the access token expired")
+	errTokenEarly   = errors.New("the access token is not valid yet")
 	errTokenRevoked = errors.New("the access token was revoked")
 	errWrongIssuer  = errors.New("the access token is from another issuer")
 )
@@ -37,9 +38,15 @@ func (s *Server) checkAccessToken(ctx context.Context, r *http.Request, token st
 		}
 		s.tokens.put(key, c)
 	}
-	if s.now().Unix() >= c.Expiry {
+	now := s.now().Unix()
+	if now >= c.Expiry {
 		s.tokens.remove(key)
 		return nil, errTokenExpired
+	}
+	// RFC 7519 §4.1.4: when present, nbf is checked. This server never
+	// sets it; a token that has it was made elsewhere with our key.
+	if now < c.NotBefore {
+		return nil, errTokenEarly
 	}
 	if !s.isIssuer(r, c.Issuer) {
 		return nil, errWrongIssuer

@@ -38,3 +38,28 @@ func TestConnectionHeaderCannotDropIdentityHeaders(t *testing.T) {
 		})
 	}
 }
+
+// A token carrying nbf (RFC 7519 §4.1.4) is refused before that time. This
+// server sets no nbf, so such a token was made elsewhere with its key;
+// the claim is honoured all the same.
+func TestGateHonoursNotBefore(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	now := ts.clock.Unix()
+	sign := func(nbf int64) string {
+		tok, err := ts.srv.keys.sign(t.Context(), &accessClaims{Issuer: "http://example.com", Subject: "s",
+			Audience: audience{"http://example.com"}, IssuedAt: now, Expiry: now + 600, ID: randomString(16),
+			ClientID: "c", NotBefore: nbf})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	for _, tc := range []struct {
+		nbf  int64
+		want int
+	}{{now + 60, http.StatusUnauthorized}, {now, http.StatusTeapot}, {now - 60, http.StatusTeapot}} {
+		if status, _ := ts.gated("/api", "Bearer "+sign(tc.nbf)); status != tc.want {
+			t.Errorf("nbf %+d s: %d, want %d", tc.nbf-now, status, tc.want)
+		}
+	}
+}
