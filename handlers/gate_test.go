@@ -1,7 +1,11 @@
 package handlers
 
 import (
+	"context"
+	"crypto/tls"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"testing"
 )
 
@@ -60,6 +64,40 @@ func TestGateHonoursNotBefore(t *testing.T) {
 	}{{now + 60, http.StatusUnauthorized}, {now, http.StatusTeapot}, {now - 60, http.StatusTeapot}} {
 		if status, _ := ts.gated("/api", "Bearer "+sign(tc.nbf)); status != tc.want {
 			t.Errorf("nbf %+d s: %d, want %d", tc.nbf-now, status, tc.want)
+		}
+	}
+}
+
+func TestHostPortServed(t *testing.T) {
+	for _, tc := range []struct {
+		host  string
+		local net.Addr
+		tls   bool
+		want  bool
+	}{
+		{"example.com:8080", &net.TCPAddr{Port: 8080}, false, true},
+		{"example.com:6666", &net.TCPAddr{Port: 8080}, false, false},
+		{"example.com", &net.TCPAddr{Port: 80}, false, true},
+		{"example.com", &net.TCPAddr{Port: 8080}, false, false},
+		{"example.com", &net.TCPAddr{Port: 443}, true, true},
+		{"[::1]:8080", &net.TCPAddr{Port: 8080}, false, true},
+		{"[::1]", &net.TCPAddr{Port: 80}, false, true},
+		{"[::1]:x", &net.TCPAddr{Port: 80}, false, false},
+		{"example.com:443", &net.UDPAddr{Port: 443}, true, true},
+		{"anything:1", nil, false, true}, // outside a real server
+	} {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.Host = tc.host
+		if tc.local != nil {
+			r = r.WithContext(context.WithValue(r.Context(), http.LocalAddrContextKey, tc.local))
+		}
+		if !tc.tls {
+			r.TLS = nil
+		} else {
+			r.TLS = &tls.ConnectionState{}
+		}
+		if got := hostPortServed(r); got != tc.want {
+			t.Errorf("Host %q on %v (tls %v): %v, want %v", tc.host, tc.local, tc.tls, got, tc.want)
 		}
 	}
 }

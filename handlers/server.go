@@ -15,6 +15,7 @@ import (
 	"net/textproto"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -319,21 +320,27 @@ func (s *Server) issuer(r *http.Request) string {
 // site on the same store accepts. Outside a real server (httptest) the
 // local address is unknown and the port is not checked.
 func hostPortServed(r *http.Request) bool {
-	local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
-	if !ok {
-		return true
-	}
-	_, localPort, err := net.SplitHostPort(local.String())
-	if err != nil {
-		return true
-	}
-	_, port, err := net.SplitHostPort(r.Host)
-	switch {
-	case err == nil:
-	case r.TLS != nil:
-		port = "443"
+	var localPort int
+	switch a := r.Context().Value(http.LocalAddrContextKey).(type) {
+	case *net.TCPAddr:
+		localPort = a.Port
+	case *net.UDPAddr:
+		localPort = a.Port
 	default:
-		port = "80"
+		return true
+	}
+	port := 80
+	if r.TLS != nil {
+		port = 443
+	}
+	// The port follows the last colon, unless that colon is inside an
+	// IPv6 literal ("[::1]" has none).
+	if i := strings.LastIndexByte(r.Host, ':'); i >= 0 && !strings.Contains(r.Host[i:], "]") {
+		p, err := strconv.Atoi(r.Host[i+1:])
+		if err != nil {
+			return false
+		}
+		port = p
 	}
 	return port == localPort
 }
