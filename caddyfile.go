@@ -1,7 +1,6 @@
 package caddydcr
 
 import (
-	"slices"
 	"strconv"
 
 	"github.com/caddyserver/caddy/v2"
@@ -117,7 +116,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if !d.Args(&claimName, &value) || d.NextArg() {
 				return d.ArgErr()
 			}
-			if slices.Contains(handlers.ReservedClaims, claimName) {
+			if handlers.IsReservedClaim(claimName) {
 				return d.Errf("claim %q is a name the token already uses", claimName)
 			}
 			if _, dup := h.Claims[claimName]; dup {

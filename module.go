@@ -321,7 +321,7 @@ func (h *Handler) validate() error {
 		}
 	}
 	for name := range h.Claims {
-		if slices.Contains(handlers.ReservedClaims, name) {
+		if handlers.IsReservedClaim(name) {
 			return fmt.Errorf("claim %q is a name the token already uses", name)
 		}
 		if name == "" || strings.ContainsAny(name, " {}") {

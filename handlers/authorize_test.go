@@ -3,6 +3,7 @@ package handlers
 import (
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -327,8 +328,21 @@ func TestGrantsListAndRevoke(t *testing.T) {
 
 func TestReservedClaimNames(t *testing.T) {
 	store := newTestServer(t, Config{}).store
-	if _, err := New(t.Context(), store, Config{Claims: map[string]string{"sub": "x"}}); err == nil {
-		t.Fatal("a claim named sub was accepted")
+	// Any case: encoding/json matches "Scope" to the scope field, so such a
+	// claim would overwrite the token's scope when the gate decodes it.
+	for _, name := range []string{"sub", "Scope", "EXP", "active", "Token_Type"} {
+		if _, err := New(t.Context(), store, Config{Claims: map[string]string{name: "x"}}); err == nil {
+			t.Errorf("a claim named %s was accepted", name)
+		}
+	}
+	// A token that carries such a member anyway (signed elsewhere with our
+	// key) keeps it out of Extra, so it reaches no placeholder or answer.
+	var c accessClaims
+	if err := json.Unmarshal([]byte(`{"scope":"read","SCOPE":"admin","email":"a@b"}`), &c); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := c.Extra["SCOPE"]; ok || c.Extra["email"] != "a@b" {
+		t.Fatalf("extra claims %v", c.Extra)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -78,9 +79,19 @@ func (a *audience) UnmarshalJSON(b []byte) error {
 
 type claimFields accessClaims
 
-// ReservedClaims are the claims an access token sets itself; an operator's
-// extra claim may not use their names.
-var ReservedClaims = []string{"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "client_id", "scope", "cnf", "fam", "gid"}
+// reservedClaims are the members an access token and an introspection
+// answer (RFC 7662 §2.2) set themselves.
+var reservedClaims = []string{"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "client_id", "scope", "cnf", "fam", "gid",
+	"active", "token_type", "username"}
+
+// IsReservedClaim reports whether an operator's extra claim may not be
+// called name because tokens or introspection answers already use it. The
+// comparison ignores case: encoding/json matches member names to struct
+// fields regardless of case, so a claim "Scope" would otherwise overwrite
+// the token's scope when the gate decodes it.
+func IsReservedClaim(name string) bool {
+	return slices.ContainsFunc(reservedClaims, func(r string) bool { return strings.EqualFold(r, name) })
+}
 
 // MarshalJSON writes the registered claims, then the extra claims.
 func (c accessClaims) MarshalJSON() ([]byte, error) {
@@ -112,8 +123,10 @@ func (c *accessClaims) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &all); err != nil {
 		return err
 	}
-	for _, k := range ReservedClaims {
-		delete(all, k)
+	for k := range all {
+		if IsReservedClaim(k) {
+			delete(all, k)
+		}
 	}
 	for k, v := range all {
 		if s, ok := v.(string); ok {

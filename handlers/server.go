@@ -181,7 +181,7 @@ func New(ctx context.Context, store storage.Store, cfg Config) (*Server, error) 
 		cfg.User = DefaultUser
 	}
 	for name := range cfg.Claims {
-		if slices.Contains(ReservedClaims, name) {
+		if IsReservedClaim(name) {
 			return nil, fmt.Errorf("claim %q is one the token already uses", name)
 		}
 	}
