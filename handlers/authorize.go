@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -200,6 +201,11 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	user := s.user(r)
+	if user != "" && !tokenSafe(user) {
+		s.showError(w, http.StatusBadRequest, "This sign-in cannot be used",
+			"The name this site signed you in with has characters that cannot be carried in a token.")
+		return
+	}
 	if aerr != nil {
 		if s.mayRedirectUnasked(r, aerr.req, user) {
 			s.redirectError(w, r, aerr.req, aerr.Error)
@@ -232,6 +238,14 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.issueCode(w, r, req, user, false)
+}
+
+// tokenSafe reports whether s can go into a token as it is: valid UTF-8
+// with no NUL and no U+FFFD. encoding/json would write invalid bytes as
+// U+FFFD, and the token parser refuses U+FFFD (I-JSON), so a person named
+// with such bytes would get tokens the gate never accepts.
+func tokenSafe(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsRune(s, utf8.RuneError) && !strings.ContainsRune(s, 0)
 }
 
 // mayRedirectUnasked reports whether the server may send the person to the
@@ -395,7 +409,7 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, req *authzReq
 	claims, err := s.evaluateClaims(r)
 	if err != nil {
 		s.log.Warn("extra claims refused", zap.String("client_id", req.client.ID), zap.Error(err))
-		s.redirectError(w, r, req, ErrServerError.WithDescription("the extra claims are too large"))
+		s.redirectError(w, r, req, ErrServerError.WithDescription("the extra claims cannot be carried in a token"))
 		return
 	}
 	now := s.now()
@@ -450,6 +464,9 @@ func (s *Server) evaluateClaims(r *http.Request) (map[string]string, error) {
 		}
 		if v == "" {
 			continue
+		}
+		if !tokenSafe(v) {
+			return nil, fmt.Errorf("extra claim %q is not valid UTF-8 text", name)
 		}
 		size += len(name) + len(v)
 		out[name] = v

@@ -423,3 +423,20 @@ func TestNoUnaskedRedirectToUntrustedClients(t *testing.T) {
 		t.Fatalf("trusted client: %v", q)
 	}
 }
+
+// A person or an extra claim with bytes that are not UTF-8 text got tokens
+// the gate then refused (the JSON encoder writes them as U+FFFD, which the
+// token parser refuses): such an identity is refused at the authorization
+// endpoint instead.
+func TestIdentityMustBeTokenSafe(t *testing.T) {
+	ts := newTestServer(t, Config{Claims: map[string]string{"email": "{http.auth.user.email}"}})
+	_, params := ts.publicClient("")
+	for _, user := range []string{"al\xffice", "al\x00ice", "al\uFFFDice"} {
+		if w := ts.authorize("GET", params, user); w.Code != http.StatusBadRequest || w.Header().Get("Location") != "" {
+			t.Errorf("user %q: %d", user, w.Code)
+		}
+	}
+	if !tokenSafe("zoë@example.com") || tokenSafe("a\xff") {
+		t.Fatal("tokenSafe")
+	}
+}
