@@ -4,12 +4,14 @@ import (
 	"strconv"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/dustin/go-humanize"
 
 	"github.com/caddy-dcr/caddy-dcr/handlers"
+	"github.com/caddy-dcr/caddy-dcr/storage/badger"
 )
 
 func init() {
@@ -29,6 +31,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //
 //	dcr [<matcher>] {
 //	    issuer <url>
+//	    storage badger [<dir>] { sync_writes }
+//	    storage postgres <dsn> { max_conns <n> }
 //	    storage <dir>
 //	    sync_writes
 //	    registration_path <path>
@@ -66,11 +70,17 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // initial_access_token, scopes_supported, require_scope, trusted_client,
 // resource_server, claim and metadata_document_hosts may be repeated;
 // their values add up. Every other subdirective may appear once.
+//
+// storage names a dcr.storage module and its options; storage <dir> (a
+// word that names no storage module) is short for storage badger <dir>,
+// and sync_writes outside a storage block sets the Badger store's.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the directive name
 	if d.NextArg() {
 		return d.ArgErr()
 	}
+	var store caddyfile.Unmarshaler // the storage module, once given
+	var storeName string
 	for d.NextBlock(0) {
 		name := d.Val()
 		switch name {
@@ -79,9 +89,25 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 		case "storage":
-			if err := singleString(d, &h.Storage); err != nil {
-				return err
+			if store != nil {
+				return d.Errf("storage already specified: %s", storeName)
 			}
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			storeName = d.Val()
+			if _, err := caddy.GetModule("dcr.storage." + storeName); err == nil {
+				unm, err := caddyfile.UnmarshalModule(d, "dcr.storage."+storeName)
+				if err != nil {
+					return err
+				}
+				store = unm
+				break
+			}
+			if d.NextArg() || d.NextBlock(1) {
+				return d.Errf("storage %s: %q names no storage module; write storage badger <dir> or storage postgres <dsn>", storeName, storeName)
+			}
+			store, storeName = &badger.Module{Dir: storeName}, "badger"
 		case "registration_path", "token_path", "introspection_path", "revocation_path", "jwks_path",
 			"authorization_path", "grants_path":
 			dst := map[string]*string{
@@ -225,6 +251,19 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		default:
 			return d.Errf("unrecognized dcr subdirective %q", name)
 		}
+	}
+	if h.SyncWrites {
+		if store == nil {
+			store, storeName = &badger.Module{}, "badger"
+		}
+		b, ok := store.(*badger.Module)
+		if !ok {
+			return d.Errf("sync_writes applies to the Badger storage, not %s", storeName)
+		}
+		b.SyncWrites, h.SyncWrites = true, false
+	}
+	if store != nil {
+		h.StorageRaw = caddyconfig.JSONModuleObject(store, "module", storeName, nil)
 	}
 	return nil
 }

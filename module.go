@@ -6,21 +6,25 @@
 package caddydcr
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"path"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
 	"github.com/caddy-dcr/caddy-dcr/handlers"
+	"github.com/caddy-dcr/caddy-dcr/storage"
+	"github.com/caddy-dcr/caddy-dcr/storage/badger"
 )
 
 func init() {
@@ -41,15 +45,15 @@ type Handler struct {
 	// mapping).
 	Issuer string `json:"issuer,omitempty"`
 
-	// Storage is the directory of the Badger database. Handlers that name
-	// the same directory share one database. Default: "dcr" under Caddy's
-	// data directory.
-	Storage string `json:"storage,omitempty"`
+	// StorageRaw is the store, a dcr.storage guest module:
+	// {"module": "badger", "dir": ...} or {"module": "postgres", "dsn":
+	// ...}. Handlers that configure the same store share it. A JSON string
+	// is read as a Badger directory, as configs before storage modules
+	// wrote it. Default: Badger in "dcr" under Caddy's data directory.
+	StorageRaw json.RawMessage `json:"storage,omitempty" caddy:"namespace=dcr.storage inline_key=module"`
 
-	// SyncWrites makes every write wait for the disk (fsync), so that a
-	// power loss cannot lose an answered registration. Default: false (a
-	// killed process loses nothing; a power loss may lose the last
-	// writes).
+	// SyncWrites is the Badger store's sync_writes, for a Badger store
+	// given as a directory or by default. Default: false.
 	SyncWrites bool `json:"sync_writes,omitempty"`
 
 	// RegistrationPath is the path of the RFC 7591 registration endpoint;
@@ -151,9 +155,8 @@ type Handler struct {
 	// private addresses. Default: false.
 	MetadataDocumentAllowPrivate bool `json:"metadata_document_allow_private,omitempty"`
 
-	server   *handlers.Server
-	storeKey string // the pool key once Provision holds the database
-	logger   *zap.Logger
+	server *handlers.Server
+	logger *zap.Logger
 }
 
 // CaddyModule returns the Caddy module information.
@@ -172,7 +175,6 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	repl := caddy.NewReplacer()
 	h.Issuer = repl.ReplaceKnown(h.Issuer, "")
 	h.Resource = repl.ReplaceKnown(h.Resource, "")
-	h.Storage = repl.ReplaceKnown(h.Storage, "")
 	for i, t := range h.InitialAccessTokens {
 		resolved := repl.ReplaceKnown(t, "")
 		if resolved == "" {
@@ -180,9 +182,6 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("initial_access_token #%d is empty once its placeholders are replaced", i+1)
 		}
 		h.InitialAccessTokens[i] = resolved
-	}
-	if h.Storage == "" {
-		h.Storage = filepath.Join(caddy.AppDataDir(), "dcr")
 	}
 	for _, p := range []struct {
 		path *string
@@ -221,15 +220,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 	}
 
-	dir, err := filepath.Abs(h.Storage)
-	if err != nil {
-		return fmt.Errorf("storage directory %s: %w", h.Storage, err)
-	}
-	store, err := openStore(dir, h.SyncWrites)
+	store, err := h.loadStorage(ctx)
 	if err != nil {
 		return err
 	}
-	h.storeKey = dir
 
 	var documents *handlers.MetadataDocumentConfig
 	if h.MetadataDocuments == nil || *h.MetadataDocuments {
@@ -385,15 +379,31 @@ func checkEndpointPath(name, p string) error {
 	return nil
 }
 
-// Cleanup releases the database if Provision took it; the last handler to
-// let go closes it. It is safe after a Provision that failed part way.
-func (h *Handler) Cleanup() error {
-	if h.storeKey == "" {
-		return nil
+// loadStorage loads the storage guest module, which opens the store or
+// shares the one already open; Caddy cleans the module up (letting go of
+// the store) with this handler's context, also after a Provision that
+// failed part way.
+func (h *Handler) loadStorage(ctx caddy.Context) (storage.Store, error) {
+	if len(h.StorageRaw) == 0 || h.StorageRaw[0] == '"' {
+		var dir string
+		if len(h.StorageRaw) > 0 {
+			if err := json.Unmarshal(h.StorageRaw, &dir); err != nil {
+				return nil, fmt.Errorf("storage: %w", err)
+			}
+		}
+		h.StorageRaw = caddyconfig.JSONModuleObject(badger.Module{Dir: dir, SyncWrites: h.SyncWrites}, "module", "badger", nil)
+	} else if h.SyncWrites {
+		return nil, errors.New("sync_writes belongs to the Badger storage: write it in its block (storage badger <dir> { sync_writes })")
 	}
-	key := h.storeKey
-	h.storeKey = ""
-	return releaseStore(key)
+	mod, err := ctx.LoadModule(h, "StorageRaw")
+	if err != nil {
+		return nil, fmt.Errorf("loading storage: %w", err)
+	}
+	backend, ok := mod.(storage.Backend)
+	if !ok {
+		return nil, fmt.Errorf("storage module %T provides no store", mod)
+	}
+	return backend.Store(), nil
 }
 
 // ServeHTTP serves the OAuth endpoints and passes other requests on.
@@ -405,7 +415,6 @@ func (h Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 var (
 	_ caddy.Provisioner           = (*Handler)(nil)
 	_ caddy.Validator             = (*Handler)(nil)
-	_ caddy.CleanerUpper          = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 	_ caddyfile.Unmarshaler       = (*Handler)(nil)
 )

@@ -2,12 +2,16 @@ package caddydcr
 
 import (
 	"context"
+	"encoding/json"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+
+	"github.com/caddy-dcr/caddy-dcr/storage"
 )
 
 func newContext(t *testing.T) caddy.Context {
@@ -51,43 +55,56 @@ func TestValidate(t *testing.T) {
 	}
 }
 
+// provision provisions h with a context of its own and returns the
+// function that cancels it, as Caddy does when a config is unloaded: that
+// cleans up the storage module and lets go of the store.
+func provision(t *testing.T, h *Handler) (func(), error) {
+	t.Helper()
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	t.Cleanup(cancel)
+	return cancel, h.Provision(ctx)
+}
+
+func storageJSON(dir string) json.RawMessage { return json.RawMessage(strconv.Quote(dir)) }
+
 // TestSharedStore provisions two handlers on one directory, as two sites
 // (or an old and a new config during a reload) do: the second must share
 // the first's database instead of failing on Badger's directory lock, and
-// the database stays open until the last handler is cleaned up.
+// the database stays open until the last handler lets go.
 func TestSharedStore(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "db")
+	key := "badger:" + dir
 	t.Setenv("DCR_TEST_IAT", "from-env")
 
-	a := &Handler{Storage: dir, InitialAccessTokens: []string{"{env.DCR_TEST_IAT}"}}
-	if err := a.Provision(newContext(t)); err != nil {
+	a := &Handler{StorageRaw: storageJSON(dir), InitialAccessTokens: []string{"{env.DCR_TEST_IAT}"}}
+	unloadA, err := provision(t, a)
+	if err != nil {
 		t.Fatal(err)
 	}
 	if a.InitialAccessTokens[0] != "from-env" {
 		t.Fatalf("placeholder not replaced: %q", a.InitialAccessTokens[0])
 	}
-	b := &Handler{Storage: dir + "/"}
-	if err := b.Provision(newContext(t)); err != nil {
+	b := &Handler{StorageRaw: json.RawMessage(`{"module":"badger","dir":"` + dir + `/"}`)}
+	unloadB, err := provision(t, b)
+	if err != nil {
 		t.Fatalf("second handler on the same storage: %v", err)
 	}
-	if err := a.Cleanup(); err != nil {
-		t.Fatal(err)
+	if n := storage.References(key); n != 2 {
+		t.Fatalf("%d references, want 2", n)
 	}
-	if err := a.Cleanup(); err != nil {
-		t.Fatalf("second Cleanup: %v", err)
+	// Another sync_writes on the same directory is an error, not a
+	// silent choice.
+	c := &Handler{StorageRaw: storageJSON(dir), SyncWrites: true}
+	if _, err := provision(t, c); err == nil || !strings.Contains(err.Error(), "other options") {
+		t.Fatalf("different sync_writes on one directory: %v", err)
 	}
-	// b still holds the database: a third handler shares it too.
-	c := &Handler{Storage: dir}
-	if err := c.Provision(newContext(t)); err != nil {
-		t.Fatal(err)
+	unloadA()
+	if n := storage.References(key); n != 1 {
+		t.Fatalf("%d references after one unload, want 1", n)
 	}
-	for _, h := range []*Handler{b, c} {
-		if err := h.Cleanup(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if n, _ := stores.References(dir); n != 0 {
-		t.Fatalf("%d references left after the last Cleanup", n)
+	unloadB()
+	if n := storage.References(key); n != 0 {
+		t.Fatalf("%d references left after the last unload", n)
 	}
 }
 
@@ -96,22 +113,16 @@ func TestSharedStore(t *testing.T) {
 // close the database the running config still uses).
 func TestCleanupAfterFailedProvision(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "db")
-	running := &Handler{Storage: dir}
-	if err := running.Provision(newContext(t)); err != nil {
+	if _, err := provision(t, &Handler{StorageRaw: storageJSON(dir)}); err != nil {
 		t.Fatal(err)
 	}
-	defer running.Cleanup()
-
 	t.Setenv("DCR_EMPTY", "")
-	broken := &Handler{Storage: dir, InitialAccessTokens: []string{"{env.DCR_EMPTY}"}}
-	err := broken.Provision(newContext(t))
+	unload, err := provision(t, &Handler{StorageRaw: storageJSON(dir), InitialAccessTokens: []string{"{env.DCR_EMPTY}"}})
 	if err == nil || !strings.Contains(err.Error(), "initial_access_token") {
 		t.Fatalf("got %v, want an initial_access_token error", err)
 	}
-	if err := broken.Cleanup(); err != nil {
-		t.Fatal(err)
-	}
-	if n, _ := stores.References(dir); n != 1 {
+	unload()
+	if n := storage.References("badger:" + dir); n != 1 {
 		t.Fatalf("%d references, want the running config's 1", n)
 	}
 }

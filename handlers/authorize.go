@@ -413,22 +413,12 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, req *authzReq
 		return
 	}
 	now := s.now()
-	grantID := randomString(16)
-	grant, err := s.store.UpdateGrant(r.Context(), user, req.client.ID, func(g *storage.Grant) error {
-		if g.ID == "" {
-			// A new grant, or one from before grants had IDs.
-			g.ID = grantID
-		}
-		if g.CreatedAt == 0 {
-			g.CreatedAt = now.Unix()
-		}
-		g.UpdatedAt = now.Unix()
-		g.ClientName = req.client.Metadata.ClientName
-		if approved {
-			g.Scope = strings.Join(dedupe(append(strings.Fields(g.Scope), strings.Fields(req.scope)...)), " ")
-		}
-		return nil
-	})
+	record := &storage.Grant{ID: randomString(16), Subject: user, ClientID: req.client.ID,
+		ClientName: req.client.Metadata.ClientName, CreatedAt: now.Unix(), UpdatedAt: now.Unix()}
+	if approved {
+		record.Scope = req.scope
+	}
+	grant, err := s.store.RecordGrant(r.Context(), record)
 	if err != nil {
 		s.log.Error("recording grant failed", zap.String("client_id", req.client.ID), zap.Error(err))
 		s.redirectError(w, r, req, ErrServerError.WithDescription("the grant could not be recorded"))
@@ -438,7 +428,7 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, req *authzReq
 	err = s.store.CreateAuthCode(r.Context(), storage.HashSecret(code), &storage.AuthCode{
 		ClientID: req.client.ID, RedirectURI: req.redirectURI, Challenge: req.challenge, Scope: req.scope,
 		Audience: req.audience, Subject: user, ExpiresAt: now.Add(s.cfg.CodeTTL).Unix(), Family: randomString(16),
-		Grant: grant.ID, Claims: claims, RetainedUntil: now.Add(s.cfg.CodeTTL + s.cfg.AccessTokenTTL).Unix(),
+		Grant: grant.ID, Claims: claims,
 	})
 	if err != nil {
 		s.log.Error("storing authorization code failed", zap.String("client_id", req.client.ID), zap.Error(err))

@@ -11,10 +11,6 @@ import (
 	"github.com/caddy-dcr/caddy-dcr/storage"
 )
 
-// errTokenRotated aborts an update whose registration access token was
-// rotated by a concurrent request after it was checked.
-var errTokenRotated = errors.New("registration access token rotated")
-
 // authenticateRegistration checks the registration access token of an RFC
 // 7592 request for client id. A missing or wrong token, another client's
 // token and an unknown client all fail the same way (RFC 7592 §2: 401, and
@@ -90,40 +86,42 @@ func (s *Server) updateClient(w http.ResponseWriter, r *http.Request, current *s
 		writeError(w, ErrInvalidRequest.WithDescription("client_id must be present and equal to this client's identifier"))
 		return
 	}
-	fresh := newSecret()
-	var issued string
-	c, err := s.store.UpdateClient(r.Context(), current.ID, func(c *storage.Client) error {
-		if subtle.ConstantTimeCompare(c.RegistrationTokenHash, tokenHash) != 1 {
-			return errTokenRotated
-		}
-		if req.clientSecret != "" &&
-			(c.Public() || subtle.ConstantTimeCompare(storage.HashSecret(req.clientSecret), c.SecretHash) != 1) {
-			return ErrInvalidRequest.WithDescription("client_secret does not match the current secret")
-		}
-		wasPublic := c.Public()
-		c.Metadata = req.meta
-		issued = ""
-		switch {
-		case c.Public():
-			s.issueSecret(c, "") // drops the secret
-		case wasPublic:
-			// A public client turned confidential needs its first secret.
-			issued = s.issueSecret(c, fresh)
-		}
-		return nil
-	})
-	switch {
-	case errors.Is(err, errTokenRotated), errors.Is(err, storage.ErrNotFound):
-		challenge(w, "the registration access token is not valid for this client")
-		return
-	case errors.Is(err, ErrInvalidRequest):
-		writeError(w, err)
-		return
-	case err != nil:
-		s.internalError(w, "updating client", current.ID, err)
+	if req.clientSecret != "" &&
+		(current.Public() || subtle.ConstantTimeCompare(storage.HashSecret(req.clientSecret), current.SecretHash) != 1) {
+		writeError(w, ErrInvalidRequest.WithDescription("client_secret does not match the current secret"))
 		return
 	}
-	s.writeClient(w, r, http.StatusOK, c, issued, "")
+	c := *current
+	c.Metadata = req.meta
+	var issued string
+	switch {
+	case c.Public():
+		s.issueSecret(&c, "") // drops the secret
+	case current.Public():
+		// A public client turned confidential needs its first secret.
+		issued = s.issueSecret(&c, newSecret())
+	}
+	if !s.replaceClient(w, r, &c, tokenHash, "updating client") {
+		return
+	}
+	s.writeClient(w, r, http.StatusOK, &c, issued, "")
+}
+
+// replaceClient stores c if its registration access token is still the
+// one that authenticated the request (a concurrent rotation makes it
+// invalid: 401, as for any stale token). It answers the request itself
+// when it reports false.
+func (s *Server) replaceClient(w http.ResponseWriter, r *http.Request, c *storage.Client, tokenHash []byte, op string) bool {
+	err := s.store.ReplaceClient(r.Context(), c, tokenHash)
+	switch {
+	case errors.Is(err, storage.ErrConflict), errors.Is(err, storage.ErrNotFound):
+		challenge(w, "the registration access token is not valid for this client")
+		return false
+	case err != nil:
+		s.internalError(w, op, c.ID, err)
+		return false
+	}
+	return true
 }
 
 // serveRotateSecret issues a new client secret (for a confidential client)
@@ -132,32 +130,21 @@ func (s *Server) serveRotateSecret(w http.ResponseWriter, r *http.Request, id st
 	if !allowMethods(w, r, http.MethodPost) {
 		return
 	}
-	_, tokenHash, ok := s.authenticateRegistration(w, r, id)
+	current, tokenHash, ok := s.authenticateRegistration(w, r, id)
 	if !ok {
 		return
 	}
-	secret, token := newSecret(), newSecret()
-	var issued string
-	c, err := s.store.UpdateClient(r.Context(), id, func(c *storage.Client) error {
-		if subtle.ConstantTimeCompare(c.RegistrationTokenHash, tokenHash) != 1 {
-			return errTokenRotated
-		}
-		issued = s.issueSecret(c, secret)
-		c.RegistrationTokenHash = storage.HashSecret(token)
-		return nil
-	})
-	switch {
-	case errors.Is(err, errTokenRotated), errors.Is(err, storage.ErrNotFound):
-		challenge(w, "the registration access token is not valid for this client")
-		return
-	case err != nil:
-		s.internalError(w, "rotating client secret", id, err)
+	token := newSecret()
+	c := *current
+	issued := s.issueSecret(&c, newSecret())
+	c.RegistrationTokenHash = storage.HashSecret(token)
+	if !s.replaceClient(w, r, &c, tokenHash, "rotating client secret") {
 		return
 	}
 	if ce := s.log.Check(zapcore.DebugLevel, "client secret rotated"); ce != nil {
 		ce.Write(zap.String("client_id", id))
 	}
-	s.writeClient(w, r, http.StatusOK, c, issued, token)
+	s.writeClient(w, r, http.StatusOK, &c, issued, token)
 }
 
 func (s *Server) writeClient(w http.ResponseWriter, r *http.Request, status int, c *storage.Client, secret, token string) {

@@ -137,11 +137,7 @@ func FuzzParseBasic(f *testing.F) {
 
 // fuzzServer is a Server on an in-memory store, closed with the fuzz test.
 func fuzzServer(f *testing.F) (*Server, storage.Store) {
-	store, err := storage.OpenBadger("", storage.Options{InMemory: true})
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { _ = store.Close() })
+	store := memStore(f)
 	srv, err := New(context.Background(), store, Config{})
 	if err != nil {
 		f.Fatal(err)
@@ -178,10 +174,7 @@ func FuzzTokenRequest(f *testing.F) {
 // never accept a token this server did not sign, nor another spelling or
 // signature of one it did.
 func FuzzParseJWT(f *testing.F) {
-	store, err := storage.OpenBadger("", storage.Options{InMemory: true})
-	if err != nil {
-		f.Fatal(err)
-	}
+	store := memStore(f)
 	defer store.Close()
 	ring, err := newKeyRing(context.Background(), store, time.Now, time.Hour, time.Hour)
 	if err != nil {

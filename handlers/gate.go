@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -51,7 +52,10 @@ func (s *Server) checkAccessToken(ctx context.Context, r *http.Request, token st
 	if !s.isIssuer(r, c.Issuer) {
 		return nil, errWrongIssuer
 	}
-	if s.store.Revoked(c.ID, c.ClientID, c.Family, c.Grant) {
+	switch revoked, err := s.store.Revoked(ctx, c.ID, c.ClientID, c.Family, c.Grant); {
+	case err != nil:
+		return nil, fmt.Errorf("checking revocation: %w", err)
+	case revoked:
 		return nil, errTokenRevoked
 	}
 	return c, nil

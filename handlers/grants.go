@@ -95,7 +95,7 @@ func (s *Server) serveGrant(w http.ResponseWriter, r *http.Request, rawID string
 	}
 	// Every token and code issued under the grant carries its ID: one
 	// revocation reaches all of them, however many there are.
-	err = s.store.RevokeGrant(r.Context(), user, clientID, s.revokedUntil())
+	_, err = s.store.RevokeGrant(r.Context(), user, clientID, s.revokedUntil())
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		writeJSON(w, http.StatusNotFound, ErrInvalidRequest.WithDescription("no such grant"))

@@ -208,10 +208,17 @@ func (k *keyRing) reload(ctx context.Context, rotate bool) error {
 				return err
 			}
 			sk := &storage.SigningKey{ID: randomString(12), Private: raw, CreatedAt: now.Unix()}
-			if err := k.store.PutSigningKey(ctx, sk); err != nil {
+			// Of several instances rotating at once, one stores its
+			// key; the others take it.
+			added, err := k.store.AddSigningKey(ctx, sk, now.Add(-k.rotateAfter).Unix())
+			if err != nil {
 				return fmt.Errorf("storing signing key: %w", err)
 			}
-			keys = append(keys, sk)
+			if added {
+				keys = append(keys, sk)
+			} else if keys, err = k.store.SigningKeys(ctx); err != nil {
+				return fmt.Errorf("reading signing keys: %w", err)
+			}
 		}
 	}
 	if len(keys) == 0 {

@@ -11,8 +11,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/caddy-dcr/caddy-dcr/storage"
 )
 
 const (
@@ -210,11 +208,7 @@ func TestParseJWTRefusesHighS(t *testing.T) {
 // TestSignedTokensHaveLowS signs many tokens: each must verify, so the
 // signer normalises s as the parser requires.
 func TestSignedTokensHaveLowS(t *testing.T) {
-	store, err := storage.OpenBadger("", storage.Options{InMemory: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = store.Close() })
+	store := memStore(t)
 	ctx := context.Background()
 	ring, err := newKeyRing(ctx, store, time.Now, time.Hour, time.Hour)
 	if err != nil {

@@ -115,7 +115,7 @@ func TestDeletingAClientRemovesItsGrants(t *testing.T) {
 	if status, _ := ts.gated("/api", "Bearer "+access); status != http.StatusUnauthorized {
 		t.Fatalf("token of a deleted client: %d", status)
 	}
-	if !ts.store.Revoked("", id, "", "") {
+	if revoked, err := ts.store.Revoked(t.Context(), "", id, "", ""); err != nil || !revoked {
 		t.Fatal("the deleted client is not revoked")
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/caddy-dcr/caddy-dcr/storage"
+	"github.com/caddy-dcr/caddy-dcr/storage/badger"
 )
 
 // fixedNow is where the test clock starts. It is the real time at start:
@@ -22,7 +23,7 @@ var fixedNow = time.Now().UTC().Truncate(time.Second)
 type testServer struct {
 	t     testing.TB
 	srv   *Server
-	store *storage.Badger
+	store storage.Store
 	// passed counts requests handed to the next handler; upstream is the
 	// last request it saw.
 	passed   int
@@ -31,13 +32,25 @@ type testServer struct {
 	clock time.Time
 }
 
-func newTestServer(t testing.TB, cfg Config) *testServer {
+// memStore returns an in-memory Badger store with the revocation view the
+// module puts above every backend.
+func memStore(t testing.TB) storage.Store {
 	t.Helper()
-	store, err := storage.OpenBadger("", storage.Options{InMemory: true})
+	db, err := badger.Open("", badger.Options{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := storage.NewCached(t.Context(), db, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = store.Close() })
+	return store
+}
+
+func newTestServer(t testing.TB, cfg Config) *testServer {
+	t.Helper()
+	store := memStore(t)
 	if cfg.RegistrationPath == "" {
 		cfg.RegistrationPath = "/oauth/register"
 	}

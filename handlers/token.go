@@ -99,13 +99,16 @@ func (s *Server) grantClientCredentials(r *http.Request, c *storage.Client, aud 
 	return s.issueTokens(r, c, issued{subject: c.ID, scope: scope, audience: aud}, nil)
 }
 
-// withinReuseWindow reports whether a code or refresh token first used at
-// the unix time usedAt may be presented again at now without counting as a
-// replay: clients that refresh in parallel (several tabs, parallel tool
-// calls) present the same token more than once in a short while.
+// reuseWindow is refresh_reuse_window in whole seconds, as the store
+// compares it with the unix times it records.
+func (s *Server) reuseWindow() int64 { return int64(s.cfg.RefreshReuseWindow / time.Second) }
+
+// withinReuseWindow reports whether a code first used at the unix time
+// usedAt may be presented again at now without counting as a replay: a
+// client racing itself presents it twice in a short while.
 func (s *Server) withinReuseWindow(usedAt int64, now time.Time) bool {
-	w := s.cfg.RefreshReuseWindow
-	return w > 0 && now.Sub(time.Unix(usedAt, 0)) <= w
+	w := s.reuseWindow()
+	return w > 0 && now.Unix()-usedAt <= w
 }
 
 // grantRefreshToken is RFC 6749 §6 with OAuth 2.1 rotation: each use
@@ -118,56 +121,49 @@ func (s *Server) grantRefreshToken(r *http.Request, c *storage.Client, aud strin
 	if presented == "" {
 		return nil, ErrInvalidRequest.WithDescription("refresh_token is required")
 	}
+	ctx := r.Context()
 	hash := storage.HashSecret(presented)
 	now := s.now()
+	// An unknown, expired or foreign refresh token is invalid_grant,
+	// never invalid_client (clients answer invalid_client by registering
+	// again), and another client's token revokes nothing: anyone who
+	// found an old token in a log could otherwise end the person's
+	// session.
+	invalid := ErrInvalidGrant.WithDescription("the refresh token is invalid or expired")
+	old, err := s.store.RefreshToken(ctx, hash)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return nil, invalid
+	case err != nil:
+		return nil, err
+	case old.ClientID != c.ID || now.Unix() >= old.ExpiresAt:
+		return nil, invalid
+	}
+	scope, oerr := s.refreshScope(r.PostForm.Get("scope"), old.Scope)
+	if oerr != nil {
+		return nil, oerr
+	}
+	if r.PostForm.Has("resource") && aud != old.Audience {
+		return nil, ErrInvalidTarget.WithDescription("the resource differs from the one the grant was made for")
+	}
 	next := newSecret()
-	var resp *tokenResponse
-	reused, err := s.store.RotateRefreshToken(r.Context(), hash, func(old *storage.RefreshToken) ([]byte, *storage.RefreshToken, error) {
-		// An unknown, expired or foreign refresh token is invalid_grant,
-		// never invalid_client (clients answer invalid_client by
-		// registering again), and another client's token revokes
-		// nothing: anyone who found an old token in a log could
-		// otherwise end the person's session.
-		if old.ClientID != c.ID || now.Unix() >= old.ExpiresAt {
-			return nil, nil, ErrInvalidGrant.WithDescription("the refresh token is invalid or expired")
-		}
-		switch {
-		case !old.Used:
-			old.Used, old.UsedAt = true, now.Unix()
-		case s.withinReuseWindow(old.UsedAt, now) && old.Reuses < maxRefreshReuses:
-			old.Reuses++
-		default:
-			return nil, nil, storage.ErrTokenReused
-		}
-		scope, oerr := s.refreshScope(r.PostForm.Get("scope"), old.Scope)
-		if oerr != nil {
-			return nil, nil, oerr
-		}
-		if r.PostForm.Has("resource") && aud != old.Audience {
-			return nil, nil, ErrInvalidTarget.WithDescription("the resource differs from the one the grant was made for")
-		}
-		t := &storage.RefreshToken{
-			ClientID: c.ID, Subject: old.Subject, Scope: old.Scope, Audience: old.Audience,
-			IssuedAt: now.Unix(), ExpiresAt: now.Add(s.cfg.RefreshTokenTTL).Unix(),
-			Family: old.Family, Grant: old.Grant, Claims: old.Claims,
-		}
-		var err error
-		resp, err = s.issueTokens(r, c, issued{subject: old.Subject, scope: scope, audience: old.Audience,
-			family: old.Family, grant: old.Grant, claims: old.Claims}, nil)
-		if err != nil {
-			return nil, nil, err
-		}
-		resp.RefreshToken = next
-		return storage.HashSecret(next), t, nil
+	successor := &storage.RefreshToken{
+		ClientID: c.ID, Subject: old.Subject, Scope: old.Scope, Audience: old.Audience,
+		IssuedAt: now.Unix(), ExpiresAt: now.Add(s.cfg.RefreshTokenTTL).Unix(),
+		Family: old.Family, Grant: old.Grant, Claims: old.Claims,
+	}
+	_, err = s.store.RotateRefreshToken(ctx, hash, storage.Rotation{
+		ClientID: c.ID, At: now.Unix(), ReuseWindow: s.reuseWindow(), MaxReuses: maxRefreshReuses,
+		NextHash: storage.HashSecret(next), Next: successor,
 	})
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
-		return nil, ErrInvalidGrant.WithDescription("the refresh token is invalid or expired")
+		return nil, invalid
 	case errors.Is(err, storage.ErrTokenReused):
 		// OAuth 2.1 §4.3.1: a rotated refresh token came back after the
 		// reuse window, so one of its holders is not the client:
 		// revoke the whole family.
-		if rerr := s.store.RevokeFamily(r.Context(), reused.Family, s.revokedUntil()); rerr != nil {
+		if rerr := s.store.RevokeFamily(ctx, old.Family, s.revokedUntil()); rerr != nil {
 			return nil, rerr
 		}
 		s.log.Warn("refresh token replayed; its token family is revoked", zap.String("client_id", c.ID))
@@ -175,6 +171,12 @@ func (s *Server) grantRefreshToken(r *http.Request, c *storage.Client, aud strin
 	case err != nil:
 		return nil, err
 	}
+	resp, err := s.issueTokens(r, c, issued{subject: old.Subject, scope: scope, audience: old.Audience,
+		family: old.Family, grant: old.Grant, claims: old.Claims}, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp.RefreshToken = next
 	return resp, nil
 }
 

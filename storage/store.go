@@ -1,6 +1,6 @@
-// Package storage holds caddy-dcr's records (registered clients and the
-// indexes that find them) and the Store interface the HTTP handlers use to
-// reach them. Badger is the implementation; handlers never import it.
+// Package storage holds caddy-dcr's records and the Store contract that
+// every backend implements (storage/badger, storage/postgres) and the HTTP
+// handlers use. Handlers see records, never a backend's encoding.
 package storage
 
 import (
@@ -17,41 +17,54 @@ var ErrNotFound = fmt.Errorf("record not found: %w", fs.ErrNotExist)
 // ErrExists is returned by CreateClient when the client id is already taken.
 var ErrExists = errors.New("record already exists")
 
+// ErrConflict is returned by a compare-and-swap write whose condition no
+// longer holds: the record changed since the caller read it.
+var ErrConflict = errors.New("record changed concurrently")
+
+// ErrTokenReused is returned by RotateRefreshToken for a refresh token that
+// was already rotated (and may not be presented again) and by
+// ConsumeAuthCode for a code already exchanged: a replay, after which the
+// caller may revoke the family.
+var ErrTokenReused = errors.New("token already used")
+
+// ErrUnavailable marks a failure of the backend itself (a database that is
+// down or too slow), as opposed to an answer about the records; callers
+// answer 503 and may retry.
+var ErrUnavailable = errors.New("storage unavailable")
+
 // Store is the persistence contract of caddy-dcr.
 //
 // Every method takes the request's context first and gives up when it is
 // cancelled. Methods are safe for concurrent use. Reads return ErrNotFound
 // (never a nil record with a nil error) when nothing matches, so a read
-// failure is never mistaken for "no such client". Each write is atomic: it
-// is applied whole or not at all, and a conflicting concurrent write is
-// retried internally while ctx is live.
+// failure is never mistaken for "no such client". Each write is atomic:
+// applied whole or not at all. No caller code runs inside a backend's
+// transaction: conditional writes take their condition as data
+// (compare-and-swap), so a SQL backend does each in one statement or one
+// short transaction. Records carry their expiry as data (ExpiresAt,
+// Until); a backend stops returning a record once it has expired and
+// removes it in its own time.
 type Store interface {
 	// CreateClient stores a new client and indexes its registration
 	// access token hash. It returns ErrExists if the id is taken.
 	CreateClient(ctx context.Context, c *Client) error
-
-	// Client returns the client with the given id.
+	// Client returns the client with the given id. A miss costs about
+	// what a hit costs (a timing defense of client authentication).
 	Client(ctx context.Context, id string) (*Client, error)
-
 	// ClientByRegistrationToken returns the client whose registration
 	// access token hashes to hash (see HashSecret).
 	ClientByRegistrationToken(ctx context.Context, hash []byte) (*Client, error)
-
-	// UpdateClient reads the client with the given id, passes a copy to
-	// update and stores what update leaves in it, re-indexing the
-	// registration access token if its hash changed, all in one
-	// transaction. If update returns an error nothing is written and that
-	// error is returned. update may run more than once when a concurrent
-	// write conflicts, so it must not have side effects beyond the client.
-	UpdateClient(ctx context.Context, id string, update func(*Client) error) (*Client, error)
-
+	// ReplaceClient stores c in place of the client with c's id, if that
+	// client's registration token hash is still tokenHash (ErrConflict
+	// otherwise: it was rotated concurrently), re-indexing the
+	// registration token when c's differs. A missing client is
+	// ErrNotFound.
+	ReplaceClient(ctx context.Context, c *Client, tokenHash []byte) error
 	// DeleteClient removes the client and everything that hangs on it:
 	// its refresh tokens and the grants people made to it are deleted,
 	// and its access tokens revoked until the unix time until (when the
-	// last of them expires; the revocation is forgotten after that).
-	// Deleting a client that does not exist returns ErrNotFound.
+	// last of them expires). A missing client is ErrNotFound.
 	DeleteClient(ctx context.Context, id string, until int64) error
-
 	// Clients lists up to limit clients in id order, starting after the
 	// id given as cursor ("" for the start). It returns the cursor for
 	// the next page, "" when there is none.
@@ -59,50 +72,80 @@ type Store interface {
 
 	// SigningKeys returns the access token signing keys, oldest first.
 	SigningKeys(ctx context.Context) ([]*SigningKey, error)
-	// PutSigningKey stores a signing key.
-	PutSigningKey(ctx context.Context, k *SigningKey) error
-	// ServerSecret returns a random secret kept under name, made the
-	// first time it is asked for.
-	ServerSecret(ctx context.Context, name string) ([]byte, error)
+	// AddSigningKey stores k unless a key created at or after the unix
+	// time newerThan exists already (another instance rotated first), and
+	// reports whether it stored k. Several instances racing to rotate
+	// store exactly one key.
+	AddSigningKey(ctx context.Context, k *SigningKey, newerThan int64) (bool, error)
 	// DeleteSigningKey removes a signing key; a missing one is no error.
 	DeleteSigningKey(ctx context.Context, id string) error
+	// ServerSecret returns a random 32-byte secret kept under name, made
+	// the first time it is asked for; every caller gets the same one.
+	ServerSecret(ctx context.Context, name string) ([]byte, error)
 
 	// CreateRefreshToken stores a refresh token under the hash of its
 	// value.
 	CreateRefreshToken(ctx context.Context, hash []byte, t *RefreshToken) error
-	// RefreshToken returns the refresh token whose value hashes to hash.
+	// RefreshToken returns the refresh token whose value hashes to hash,
+	// used or not. A token that expired, or whose grant was revoked, is
+	// ErrNotFound.
 	RefreshToken(ctx context.Context, hash []byte) (*RefreshToken, error)
-	// RotateRefreshToken lets next mark the token that hashes to hash as
-	// used and stores that with the one next returns, atomically; when
-	// next answers ErrTokenReused the stored token comes back with it.
-	// A token whose grant was revoked is ErrNotFound. See Badger's method.
-	RotateRefreshToken(ctx context.Context, hash []byte,
-		next func(old *RefreshToken) (newHash []byte, t *RefreshToken, err error)) (*RefreshToken, error)
+	// RotateRefreshToken applies a rotation (see Rotation) to the refresh
+	// token that hashes to hash and stores its successor, atomically, and
+	// returns the token as it was. A token that may not be presented again
+	// comes back, unchanged, with ErrTokenReused. A token that is missing,
+	// expired, of another client, or whose grant was revoked is
+	// ErrNotFound.
+	RotateRefreshToken(ctx context.Context, hash []byte, r Rotation) (*RefreshToken, error)
 	// RevokeFamily deletes a family's refresh tokens and revokes the
 	// access tokens issued from them until the unix time until.
 	RevokeFamily(ctx context.Context, family string, until int64) error
-	// RevokeAccessToken revokes one access token until it expires (exp).
-	RevokeAccessToken(ctx context.Context, jti string, exp int64) error
+	// RevokeAccessToken revokes one access token until it expires
+	// (until).
+	RevokeAccessToken(ctx context.Context, jti string, until int64) error
 
 	// CreateAuthCode stores an authorization code under the hash of its
 	// value.
 	CreateAuthCode(ctx context.Context, hash []byte, c *AuthCode) error
-	// ConsumeAuthCode marks a code used at the unix time at and returns
-	// it; a code used before comes back with ErrTokenReused. A code whose
-	// grant was revoked is ErrNotFound.
+	// ConsumeAuthCode marks an unused code used at the unix time at and
+	// returns it. A code used before comes back with ErrTokenReused (and
+	// the time of its first use). A code that is missing, expired or
+	// whose grant was revoked is ErrNotFound.
 	ConsumeAuthCode(ctx context.Context, hash []byte, at int64) (*AuthCode, error)
 
 	// Grant returns a person's grant to a client.
 	Grant(ctx context.Context, subject, clientID string) (*Grant, error)
-	// UpdateGrant changes (or creates) a person's grant to a client in
-	// one transaction.
-	UpdateGrant(ctx context.Context, subject, clientID string, update func(*Grant) error) (*Grant, error)
+	// RecordGrant creates g, or, when the person already granted the
+	// client, adds g's scopes to the stored grant and takes g's client
+	// name and UpdatedAt, keeping its ID and CreatedAt. It returns the
+	// grant as stored.
+	RecordGrant(ctx context.Context, g *Grant) (*Grant, error)
 	// Grants lists a person's grants.
 	Grants(ctx context.Context, subject string) ([]*Grant, error)
 	// RevokeGrant removes a person's grant and, atomically, everything
-	// issued under it: refresh tokens deleted, access tokens revoked
-	// until the unix time until. A missing grant is ErrNotFound.
-	RevokeGrant(ctx context.Context, subject, clientID string, until int64) error
+	// issued under it: refresh tokens deleted, codes and access tokens
+	// revoked until the unix time until. It returns the grant it removed.
+	// A missing grant is ErrNotFound.
+	RevokeGrant(ctx context.Context, subject, clientID string, until int64) (*Grant, error)
 
-	Revocations
+	// Revoked reports whether an access token with this jti, client,
+	// family and grant ("" for none) was revoked: directly, through its
+	// family, through its grant, or through its client (deleted). See
+	// Cached for the in-memory answer the token gate uses.
+	Revoked(ctx context.Context, jti, clientID, family, grant string) (bool, error)
+	// Revocations returns every revocation that has not expired, for an
+	// in-memory view to load.
+	Revocations(ctx context.Context) ([]Revocation, error)
+
+	// Close releases the backend.
+	Close() error
+}
+
+// RevocationWatcher is implemented by backends shared by several
+// processes: WatchRevocations calls fn with each revocation any process
+// records, as soon as it is committed, until ctx is done. It calls resync
+// whenever it may have missed some (at start and after a lost
+// connection), so that the caller reloads them all.
+type RevocationWatcher interface {
+	WatchRevocations(ctx context.Context, fn func(Revocation), resync func()) error
 }

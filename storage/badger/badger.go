@@ -1,7 +1,8 @@
-package storage
+package badger
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -12,9 +13,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
+	bdb "github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
 	"go.uber.org/zap"
+
+	"github.com/caddy-dcr/caddy-dcr/storage"
 )
 
 // Key prefixes. Every record kind has its own, so a prefix scan never
@@ -46,19 +49,18 @@ type Options struct {
 	Logger *zap.Logger
 }
 
-// Badger is the Store backed by an embedded Badger v4 database.
-type Badger struct {
-	db      *badger.DB
-	revoked *revocations
-	logger  *zap.Logger
-	stop    chan struct{}
-	wg      sync.WaitGroup
-	close   sync.Once
+// Store is the storage.Store backed by an embedded Badger v4 database.
+type Store struct {
+	db     *bdb.DB
+	logger *zap.Logger
+	stop   chan struct{}
+	wg     sync.WaitGroup
+	close  sync.Once
 }
 
-var _ Store = (*Badger)(nil)
+var _ storage.Store = (*Store)(nil)
 
-// OpenBadger opens (creating if needed) the Badger database in dir. The
+// Open opens (creating if needed) the Badger database in dir. The
 // directory is created with mode 0700: it holds signing keys and secret
 // hashes that only Caddy's user may read.
 //
@@ -69,14 +71,14 @@ var _ Store = (*Badger)(nil)
 // compressors' and decompressors' buffers and the block cache that
 // compression requires cost more memory than the mmapped tables they save
 // (measured with bench/run; see the README).
-func OpenBadger(dir string, opts Options) (*Badger, error) {
+func Open(dir string, opts Options) (*Store, error) {
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
 	}
 	if opts.GCInterval <= 0 {
 		opts.GCInterval = 10 * time.Minute
 	}
-	bopts := badger.DefaultOptions(dir).
+	bopts := bdb.DefaultOptions(dir).
 		WithLogger(badgerLogger{opts.Logger.Sugar()}).
 		WithSyncWrites(opts.SyncWrites).
 		WithInMemory(opts.InMemory).
@@ -104,18 +106,14 @@ func OpenBadger(dir string, opts Options) (*Badger, error) {
 			return nil, fmt.Errorf("restricting storage directory %s: %w", dir, err)
 		}
 	}
-	db, err := badger.Open(bopts)
+	db, err := bdb.Open(bopts)
 	if err != nil {
 		if strings.Contains(err.Error(), "Another process is using this Badger database") {
 			return nil, fmt.Errorf("opening storage %s: %w (another Caddy process, or another program, has this directory open: stop it or give each its own storage directory)", dir, err)
 		}
 		return nil, fmt.Errorf("opening storage %s: %w", dir, err)
 	}
-	s := &Badger{db: db, revoked: newRevocations(), logger: opts.Logger, stop: make(chan struct{})}
-	if err := s.loadRevocations(); err != nil {
-		_ = db.Close()
-		return nil, fmt.Errorf("loading revocations from %s: %w", dir, err)
-	}
+	s := &Store{db: db, logger: opts.Logger, stop: make(chan struct{})}
 	s.wg.Add(1)
 	go s.maintain(opts.GCInterval, !opts.InMemory)
 	return s, nil
@@ -123,7 +121,7 @@ func OpenBadger(dir string, opts Options) (*Badger, error) {
 
 // Close stops garbage collection and closes the database. It is safe to
 // call more than once.
-func (s *Badger) Close() error {
+func (s *Store) Close() error {
 	var err error
 	s.close.Do(func() {
 		close(s.stop)
@@ -133,10 +131,9 @@ func (s *Badger) Close() error {
 	return err
 }
 
-// maintain sweeps expired revocations and runs value-log GC (on disk) every
-// interval until Close. It is owned by the Badger value and stopped by its
-// Close.
-func (s *Badger) maintain(interval time.Duration, gc bool) {
+// maintain runs value-log GC (on disk) every interval until Close. It is
+// owned by the Store and stopped by its Close.
+func (s *Store) maintain(interval time.Duration, gc bool) {
 	defer s.wg.Done()
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
@@ -146,7 +143,6 @@ func (s *Badger) maintain(interval time.Duration, gc bool) {
 			return
 		case <-ticker.C:
 		}
-		s.revoked.sweep(time.Now().Unix())
 		if !gc {
 			continue
 		}
@@ -156,7 +152,7 @@ func (s *Badger) maintain(interval time.Duration, gc bool) {
 			if err == nil {
 				continue
 			}
-			if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
+			if !errors.Is(err, bdb.ErrNoRewrite) && !errors.Is(err, bdb.ErrRejected) {
 				s.logger.Warn("value log garbage collection failed", zap.Error(err))
 			}
 			break
@@ -165,14 +161,14 @@ func (s *Badger) maintain(interval time.Duration, gc bool) {
 }
 
 // update runs fn in a read-write transaction, replaying it when it loses a
-// race with a concurrent transaction, as Badger's ErrConflict asks.
-func (s *Badger) update(ctx context.Context, fn func(txn *badger.Txn) error) error {
+// race with a concurrent transaction, as Badger's storage.ErrConflict asks.
+func (s *Store) update(ctx context.Context, fn func(txn *bdb.Txn) error) error {
 	for attempt := range maxConflictRetries {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		err := s.db.Update(fn)
-		if !errors.Is(err, badger.ErrConflict) {
+		if !errors.Is(err, bdb.ErrConflict) {
 			return err
 		}
 		// Back off a random, growing while so that the writers that
@@ -184,10 +180,10 @@ func (s *Badger) update(ctx context.Context, fn func(txn *badger.Txn) error) err
 		case <-time.After(backoff):
 		}
 	}
-	return fmt.Errorf("too many conflicting writes: %w", badger.ErrConflict)
+	return fmt.Errorf("too many conflicting writes: %w", bdb.ErrConflict)
 }
 
-func (s *Badger) view(ctx context.Context, fn func(txn *badger.Txn) error) error {
+func (s *Store) view(ctx context.Context, fn func(txn *bdb.Txn) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -201,11 +197,11 @@ func registrationTokenKey(hash []byte) []byte {
 }
 
 // getJSON decodes the value at key into v, mapping a missing key to
-// ErrNotFound.
-func getJSON(txn *badger.Txn, key []byte, v any) error {
+// storage.ErrNotFound.
+func getJSON(txn *bdb.Txn, key []byte, v any) error {
 	item, err := txn.Get(key)
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return ErrNotFound
+	if errors.Is(err, bdb.ErrKeyNotFound) {
+		return storage.ErrNotFound
 	}
 	if err != nil {
 		return err
@@ -213,9 +209,13 @@ func getJSON(txn *badger.Txn, key []byte, v any) error {
 	return item.Value(func(b []byte) error { return json.Unmarshal(b, v) })
 }
 
-// clientRecord is how a Client is stored: the metadata's extension
-// members sit in a member of their own, so a record decodes in one pass
-// (Metadata's own decoder, for the wire format, needs two).
+// metadataFields is storage.Metadata without its methods, so a record
+// decodes in one pass (Metadata's own decoder, for the wire format, needs
+// two).
+type metadataFields storage.Metadata
+
+// clientRecord is how a client is stored: the metadata's extension members
+// sit in a member of their own.
 type clientRecord struct {
 	ID                    string                     `json:"id"`
 	IssuedAt              int64                      `json:"issued_at"`
@@ -226,24 +226,7 @@ type clientRecord struct {
 	Extra                 map[string]json.RawMessage `json:"extra,omitempty"`
 }
 
-func getClient(txn *badger.Txn, id string) (*Client, error) {
-	item, err := txn.Get(clientKey(id))
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return nil, ErrNotFound
-	}
-	if err != nil {
-		return nil, err
-	}
-	var c *Client
-	err = item.Value(func(b []byte) error {
-		c, err = DecodeClientRecord(b)
-		return err
-	})
-	return c, err
-}
-
-// EncodeClientRecord encodes a client as the store keeps it.
-func EncodeClientRecord(c *Client) ([]byte, error) {
+func encodeClient(c *storage.Client) ([]byte, error) {
 	rec := clientRecord{
 		ID: c.ID, IssuedAt: c.IssuedAt, SecretHash: c.SecretHash, SecretExpiresAt: c.SecretExpiresAt,
 		RegistrationTokenHash: c.RegistrationTokenHash, Metadata: metadataFields(c.Metadata), Extra: c.Metadata.Extra,
@@ -251,42 +234,66 @@ func EncodeClientRecord(c *Client) ([]byte, error) {
 	return json.Marshal(&rec)
 }
 
-// DecodeClientRecord decodes what EncodeClientRecord made. Callers that
-// must spend the work of a read without one (a timing defense) use it on a
-// stand-in record.
-func DecodeClientRecord(b []byte) (*Client, error) {
+func decodeClient(b []byte) (*storage.Client, error) {
 	var rec clientRecord
 	if err := json.Unmarshal(b, &rec); err != nil {
 		return nil, err
 	}
-	return rec.client(), nil
-}
-
-func (rec *clientRecord) client() *Client {
-	m := Metadata(rec.Metadata)
+	m := storage.Metadata(rec.Metadata)
 	m.Extra = rec.Extra
-	return &Client{
+	return &storage.Client{
 		ID: rec.ID, IssuedAt: rec.IssuedAt, SecretHash: rec.SecretHash, SecretExpiresAt: rec.SecretExpiresAt,
 		RegistrationTokenHash: rec.RegistrationTokenHash, Metadata: m,
-	}
+	}, nil
 }
 
-func putClient(txn *badger.Txn, c *Client) error {
-	b, err := EncodeClientRecord(c)
+// standInClient is decoded when a client is missing, so that a miss costs
+// what a hit costs: client authentication must not tell an unknown client
+// from a wrong secret by its timing (the basic_auth defense).
+var standInClient = func() []byte {
+	b, _ := encodeClient(&storage.Client{
+		ID: "AAAAAAAAAAAAAAAAAAAAAA", IssuedAt: 1, SecretHash: make([]byte, 32), RegistrationTokenHash: make([]byte, 32),
+		Metadata: storage.Metadata{
+			RedirectURIs: []string{}, TokenEndpointAuthMethod: storage.AuthMethodBasic,
+			GrantTypes: []string{"client_credentials"}, ResponseTypes: []string{}, Scope: "read write",
+		},
+	})
+	return b
+}()
+
+func getClient(txn *bdb.Txn, id string) (*storage.Client, error) {
+	item, err := txn.Get(clientKey(id))
+	if errors.Is(err, bdb.ErrKeyNotFound) {
+		_, _ = decodeClient(standInClient)
+		return nil, storage.ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	var c *storage.Client
+	err = item.Value(func(b []byte) error {
+		c, err = decodeClient(b)
+		return err
+	})
+	return c, err
+}
+
+func putClient(txn *bdb.Txn, c *storage.Client) error {
+	b, err := encodeClient(c)
 	if err != nil {
 		return fmt.Errorf("encoding client %s: %w", c.ID, err)
 	}
 	return txn.Set(clientKey(c.ID), b)
 }
 
-// CreateClient implements Store.
-func (s *Badger) CreateClient(ctx context.Context, c *Client) error {
-	return s.update(ctx, func(txn *badger.Txn) error {
+// CreateClient implements storage.Store.
+func (s *Store) CreateClient(ctx context.Context, c *storage.Client) error {
+	return s.update(ctx, func(txn *bdb.Txn) error {
 		_, err := txn.Get(clientKey(c.ID))
 		if err == nil {
-			return ErrExists
+			return storage.ErrExists
 		}
-		if !errors.Is(err, badger.ErrKeyNotFound) {
+		if !errors.Is(err, bdb.ErrKeyNotFound) {
 			return err
 		}
 		if err := putClient(txn, c); err != nil {
@@ -296,10 +303,10 @@ func (s *Badger) CreateClient(ctx context.Context, c *Client) error {
 	})
 }
 
-// Client implements Store.
-func (s *Badger) Client(ctx context.Context, id string) (*Client, error) {
-	var c *Client
-	err := s.view(ctx, func(txn *badger.Txn) error {
+// Client implements storage.Store.
+func (s *Store) Client(ctx context.Context, id string) (*storage.Client, error) {
+	var c *storage.Client
+	err := s.view(ctx, func(txn *bdb.Txn) error {
 		var err error
 		c, err = getClient(txn, id)
 		return err
@@ -307,13 +314,13 @@ func (s *Badger) Client(ctx context.Context, id string) (*Client, error) {
 	return c, err
 }
 
-// ClientByRegistrationToken implements Store.
-func (s *Badger) ClientByRegistrationToken(ctx context.Context, hash []byte) (*Client, error) {
-	var c *Client
-	err := s.view(ctx, func(txn *badger.Txn) error {
+// ClientByRegistrationToken implements storage.Store.
+func (s *Store) ClientByRegistrationToken(ctx context.Context, hash []byte) (*storage.Client, error) {
+	var c *storage.Client
+	err := s.view(ctx, func(txn *bdb.Txn) error {
 		item, err := txn.Get(registrationTokenKey(hash))
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return ErrNotFound
+		if errors.Is(err, bdb.ErrKeyNotFound) {
+			return storage.ErrNotFound
 		}
 		if err != nil {
 			return err
@@ -328,42 +335,32 @@ func (s *Badger) ClientByRegistrationToken(ctx context.Context, hash []byte) (*C
 	return c, err
 }
 
-// UpdateClient implements Store.
-func (s *Badger) UpdateClient(ctx context.Context, id string, update func(*Client) error) (*Client, error) {
-	var out *Client
-	err := s.update(ctx, func(txn *badger.Txn) error {
-		c, err := getClient(txn, id)
+// ReplaceClient implements storage.Store.
+func (s *Store) ReplaceClient(ctx context.Context, c *storage.Client, tokenHash []byte) error {
+	return s.update(ctx, func(txn *bdb.Txn) error {
+		old, err := getClient(txn, c.ID)
 		if err != nil {
 			return err
 		}
-		oldToken := c.RegistrationTokenHash
-		if err := update(c); err != nil {
-			return err
+		if subtle.ConstantTimeCompare(old.RegistrationTokenHash, tokenHash) != 1 {
+			return storage.ErrConflict
 		}
-		c.ID = id
 		if err := putClient(txn, c); err != nil {
 			return err
 		}
-		if string(oldToken) != string(c.RegistrationTokenHash) {
-			if err := txn.Delete(registrationTokenKey(oldToken)); err != nil {
+		if string(old.RegistrationTokenHash) != string(c.RegistrationTokenHash) {
+			if err := txn.Delete(registrationTokenKey(old.RegistrationTokenHash)); err != nil {
 				return err
 			}
-			if err := txn.Set(registrationTokenKey(c.RegistrationTokenHash), []byte(id)); err != nil {
-				return err
-			}
+			return txn.Set(registrationTokenKey(c.RegistrationTokenHash), []byte(c.ID))
 		}
-		out = c
 		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
 }
 
-// DeleteClient implements Store.
-func (s *Badger) DeleteClient(ctx context.Context, id string, until int64) error {
-	err := s.update(ctx, func(txn *badger.Txn) error {
+// DeleteClient implements storage.Store.
+func (s *Store) DeleteClient(ctx context.Context, id string, until int64) error {
+	return s.update(ctx, func(txn *bdb.Txn) error {
 		c, err := getClient(txn, id)
 		if err != nil {
 			return err
@@ -382,21 +379,17 @@ func (s *Badger) DeleteClient(ctx context.Context, id string, until int64) error
 		}
 		return txn.Delete(clientKey(id))
 	})
-	if err == nil {
-		s.revoked.add(prefixRevokedClient, until, id)
-	}
-	return err
 }
 
-// Clients implements Store.
-func (s *Badger) Clients(ctx context.Context, cursor string, limit int) ([]*Client, string, error) {
+// Clients implements storage.Store.
+func (s *Store) Clients(ctx context.Context, cursor string, limit int) ([]*storage.Client, string, error) {
 	if limit <= 0 {
 		return nil, "", nil
 	}
-	var out []*Client
+	var out []*storage.Client
 	next := ""
-	err := s.view(ctx, func(txn *badger.Txn) error {
-		opts := badger.DefaultIteratorOptions
+	err := s.view(ctx, func(txn *bdb.Txn) error {
+		opts := bdb.DefaultIteratorOptions
 		opts.Prefix = []byte(prefixClient)
 		opts.PrefetchSize = min(limit+1, 100)
 		it := txn.NewIterator(opts)
@@ -410,9 +403,9 @@ func (s *Badger) Clients(ctx context.Context, cursor string, limit int) ([]*Clie
 				next = out[len(out)-1].ID
 				return nil
 			}
-			var c *Client
+			var c *storage.Client
 			err := it.Item().Value(func(b []byte) (err error) {
-				c, err = DecodeClientRecord(b)
+				c, err = decodeClient(b)
 				return err
 			})
 			if err != nil {

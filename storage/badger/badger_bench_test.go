@@ -1,4 +1,4 @@
-package storage
+package badger
 
 import (
 	"context"
@@ -6,12 +6,14 @@ import (
 	"path/filepath"
 	"sync/atomic"
 	"testing"
+
+	"github.com/caddy-dcr/caddy-dcr/storage"
 )
 
 // BenchmarkCreateClient measures registrations written to an on-disk store
 // from parallel goroutines, as concurrent requests do.
 func BenchmarkCreateClient(b *testing.B) {
-	s, err := OpenBadger(filepath.Join(b.TempDir(), "db"), Options{})
+	s, err := Open(filepath.Join(b.TempDir(), "db"), Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -23,7 +25,7 @@ func BenchmarkCreateClient(b *testing.B) {
 		for pb.Next() {
 			i := n.Add(1)
 			c := newClient(fmt.Sprintf("bench-%09d", i))
-			c.RegistrationTokenHash = HashSecret(c.ID)
+			c.RegistrationTokenHash = storage.HashSecret(c.ID)
 			if err := s.CreateClient(ctx, c); err != nil {
 				b.Error(err)
 				return
@@ -35,7 +37,7 @@ func BenchmarkCreateClient(b *testing.B) {
 // BenchmarkClientByRegistrationToken measures the lookup behind every RFC
 // 7592 request, in a store of 10,000 clients.
 func BenchmarkClientByRegistrationToken(b *testing.B) {
-	s, err := OpenBadger(filepath.Join(b.TempDir(), "db"), Options{})
+	s, err := Open(filepath.Join(b.TempDir(), "db"), Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -44,7 +46,7 @@ func BenchmarkClientByRegistrationToken(b *testing.B) {
 	const clients = 10000
 	for i := range clients {
 		c := newClient(fmt.Sprintf("bench-%05d", i))
-		c.RegistrationTokenHash = HashSecret(c.ID)
+		c.RegistrationTokenHash = storage.HashSecret(c.ID)
 		if err := s.CreateClient(ctx, c); err != nil {
 			b.Fatal(err)
 		}
@@ -52,7 +54,7 @@ func BenchmarkClientByRegistrationToken(b *testing.B) {
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		if _, err := s.ClientByRegistrationToken(ctx, HashSecret(fmt.Sprintf("bench-%05d", i%clients))); err != nil {
+		if _, err := s.ClientByRegistrationToken(ctx, storage.HashSecret(fmt.Sprintf("bench-%05d", i%clients))); err != nil {
 			b.Fatal(err)
 		}
 		i++

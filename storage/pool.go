@@ -1,0 +1,81 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+)
+
+// Backend is what a dcr.storage guest module provides once provisioned:
+// the store it configures, opened or shared. The module's Cleanup lets go
+// of it.
+type Backend interface {
+	Store() *Cached
+}
+
+// stores shares one open store among every handler that configures the
+// same one (the same Badger directory, the same PostgreSQL DSN), across
+// config reloads: Caddy provisions the new config before it cleans up the
+// old one, and Badger holds a lock on its directory, so each handler
+// opening its own would fail on every reload; a pool of database
+// connections per handler would be waste.
+var stores = caddy.NewUsagePool()
+
+type pooled struct {
+	*Cached
+	options any
+}
+
+// Destruct closes the store once its last user let go.
+func (p pooled) Destruct() error { return p.Close() }
+
+// Share returns the open store under key (a backend's name and its
+// address, as "badger:/var/lib/caddy/dcr"), opening it with open and
+// loading its revocations when no handler has it open, and takes a
+// reference that Release drops. options are the settings that must agree
+// among the handlers sharing it: a handler that names the same store with
+// other options is refused rather than silently given the first one's.
+func Share(ctx context.Context, key string, options any, open func() (Store, error), log *zap.Logger) (*Cached, error) {
+	v, loaded, err := stores.LoadOrNew(key, func() (caddy.Destructor, error) {
+		s, err := open()
+		if err != nil {
+			return nil, err
+		}
+		c, err := NewCached(ctx, s, log)
+		if err != nil {
+			return nil, errors.Join(fmt.Errorf("loading revocations: %w", err), s.Close())
+		}
+		log.Debug("opened store", zap.String("store", key))
+		return pooled{c, options}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	p := v.(pooled)
+	if loaded && !reflect.DeepEqual(p.options, options) {
+		_, _ = stores.Delete(key)
+		return nil, fmt.Errorf("%s is already open with other options (%+v, here %+v): give every handler that names it the same ones", key, p.options, options)
+	}
+	return p.Cached, nil
+}
+
+// Release drops one reference taken by Share; the last one closes the
+// store.
+func Release(key string, log *zap.Logger) error {
+	deleted, err := stores.Delete(key)
+	if deleted {
+		log.Debug("closed store", zap.String("store", key))
+	}
+	return err
+}
+
+// References reports how many users hold the store under key (0 when it
+// is not open).
+func References(key string) int {
+	n, _ := stores.References(key)
+	return n
+}

@@ -1,0 +1,159 @@
+package storage
+
+import (
+	"slices"
+	"strings"
+	"time"
+)
+
+// UsedCodeRetention is how long a backend keeps an authorization code after
+// it expired, so that a late replay is still recognised as one.
+const UsedCodeRetention = time.Hour
+
+// SigningKey is a private key that signs access tokens.
+type SigningKey struct {
+	ID        string `json:"kid"`
+	Private   []byte `json:"private"` // PKCS #8, DER
+	CreatedAt int64  `json:"created_at"`
+}
+
+// RefreshToken is an issued refresh token, stored under the hash of its
+// value. Tokens rotated from one another share a Family.
+type RefreshToken struct {
+	ClientID  string `json:"client_id"`
+	Subject   string `json:"sub"`
+	Scope     string `json:"scope,omitempty"`
+	Audience  string `json:"aud,omitempty"`
+	IssuedAt  int64  `json:"iat"`
+	ExpiresAt int64  `json:"exp"`
+	Family    string `json:"family"`
+	// Grant is the ID of the grant the token was issued under ("" for
+	// tokens from before grants had IDs); the token is good only while
+	// that grant stands.
+	Grant string `json:"grant,omitempty"`
+	// Used marks a token that was rotated; presenting it again is a
+	// replay (OAuth 2.1 §4.3.1), unless the rotation allows a short reuse
+	// window. UsedAt is when it was first rotated (unix seconds) and
+	// Reuses how often it was presented again within the window.
+	Used   bool  `json:"used,omitempty"`
+	UsedAt int64 `json:"used_at,omitempty"`
+	Reuses int   `json:"reuses,omitempty"`
+	// Claims are extra claims carried into the access tokens.
+	Claims map[string]string `json:"claims,omitempty"`
+}
+
+// Rotation is one use of a refresh token at the token endpoint.
+type Rotation struct {
+	// ClientID is the client presenting the token.
+	ClientID string
+	// At is the time of the use, unix seconds.
+	At int64
+	// ReuseWindow (seconds; 0: none) and MaxReuses let the token's own
+	// client present it again shortly after its first use, as clients
+	// that refresh in parallel do, without it counting as a replay.
+	ReuseWindow int64
+	MaxReuses   int
+	// NextHash and Next are the successor to store.
+	NextHash []byte
+	Next     *RefreshToken
+}
+
+// Apply is the rule of a rotation, which every backend applies to the
+// token as stored, under its write lock: it marks t used (or counts a
+// reuse within the window) and reports nil, or reports ErrTokenReused (a
+// replay, t unchanged) or ErrNotFound (expired, or another client's
+// token, which must neither work nor revoke anything).
+func (r *Rotation) Apply(t *RefreshToken) error {
+	if t.ClientID != r.ClientID || r.At >= t.ExpiresAt {
+		return ErrNotFound
+	}
+	switch {
+	case !t.Used:
+		t.Used, t.UsedAt = true, r.At
+	case r.ReuseWindow > 0 && r.At-t.UsedAt <= r.ReuseWindow && t.Reuses < r.MaxReuses:
+		t.Reuses++
+	default:
+		return ErrTokenReused
+	}
+	return nil
+}
+
+// AuthCode is an issued authorization code (RFC 6749 §4.1.2), stored under
+// the hash of its value and bound to everything the request named.
+type AuthCode struct {
+	ClientID    string            `json:"client_id"`
+	RedirectURI string            `json:"redirect_uri"`
+	Challenge   string            `json:"code_challenge"`
+	Scope       string            `json:"scope,omitempty"`
+	Audience    string            `json:"aud"`
+	Subject     string            `json:"sub"`
+	ExpiresAt   int64             `json:"exp"`
+	Family      string            `json:"family"`
+	Claims      map[string]string `json:"claims,omitempty"`
+	// Grant is the ID of the grant the code was issued under; the code
+	// is good only while that grant stands.
+	Grant string `json:"grant,omitempty"`
+	// Used and UsedAt (unix seconds) record the exchange, so that a
+	// second exchange can be told apart from a late replay.
+	Used   bool  `json:"used,omitempty"`
+	UsedAt int64 `json:"used_at,omitempty"`
+}
+
+// Grant is a person's consent to a client. Every code and token issued
+// under it carries its ID, so that revoking the grant reaches all of them
+// with one revocation, however many were issued.
+type Grant struct {
+	// ID is random and new each time a grant is made, so a grant made
+	// again after a revocation does not revive what the revocation ended.
+	ID       string `json:"id,omitempty"`
+	Subject  string `json:"sub"`
+	ClientID string `json:"client_id"`
+	// ClientName is the client's name when the grant was last made, so
+	// that listing grants needs no client lookups (a metadata-document
+	// client's would be fetches over the network).
+	ClientName string `json:"client_name,omitempty"`
+	Scope      string `json:"scope"`
+	CreatedAt  int64  `json:"created_at"`
+	UpdatedAt  int64  `json:"updated_at"`
+	// Families are the token families of grants recorded before grants
+	// had an ID; they are revoked with the grant.
+	Families []string `json:"families,omitempty"`
+}
+
+// Merge is the rule of RecordGrant when the person already granted the
+// client: g, as stored, gains update's scopes, client name and UpdatedAt,
+// and keeps its ID and CreatedAt.
+func (g *Grant) Merge(update *Grant) {
+	scopes := strings.Fields(g.Scope)
+	for _, sc := range strings.Fields(update.Scope) {
+		if !slices.Contains(scopes, sc) {
+			scopes = append(scopes, sc)
+		}
+	}
+	g.Scope = strings.Join(scopes, " ")
+	g.ClientName = update.ClientName
+	g.UpdatedAt = update.UpdatedAt
+	if g.ID == "" {
+		g.ID = update.ID // a grant from before grants had IDs
+	}
+}
+
+// RevocationKind says what a Revocation names.
+type RevocationKind string
+
+// Revocation kinds.
+const (
+	RevokedToken  RevocationKind = "jti"    // one access token, by jti
+	RevokedFamily RevocationKind = "family" // a refresh token family
+	RevokedGrant  RevocationKind = "grant"  // a person's grant, by id
+	RevokedClient RevocationKind = "client" // a deleted client
+)
+
+// Revocation is one revocation record: what it names, and the unix time
+// until which it must be remembered (when the last token it covers has
+// expired).
+type Revocation struct {
+	Kind  RevocationKind
+	Key   string
+	Until int64
+}
