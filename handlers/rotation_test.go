@@ -153,3 +153,27 @@ func TestConcurrentCodeExchanges(t *testing.T) {
 		t.Fatalf("a code replayed after the window left its tokens alive: %d", status)
 	}
 }
+
+// Past the cap of siblings within the window, a presentation is refused
+// but revokes nothing: the clients that got tokens keep them (the review
+// saw 20 parallel refreshes lock all 17 winners out).
+func TestReuseCapRevokesNothing(t *testing.T) {
+	ts := newTestServer(t, Config{RefreshReuseWindow: 10 * time.Second})
+	id, _, refresh := ts.approvedTokens("alice")
+	var got []string
+	for i := range maxRefreshReuses + 3 {
+		w, m := ts.refresh(id, refresh)
+		switch {
+		case i <= maxRefreshReuses && w.Code == http.StatusOK:
+			got = append(got, m["access_token"].(string))
+		case i > maxRefreshReuses && w.Code == http.StatusBadRequest && m["error"] == "invalid_grant":
+		default:
+			t.Fatalf("presentation %d: %d %v", i, w.Code, m)
+		}
+	}
+	for i, access := range got {
+		if status, _ := ts.gated("/api", "Bearer "+access); status != http.StatusTeapot {
+			t.Fatalf("token %d refused after the cap was reached: %d", i, status)
+		}
+	}
+}

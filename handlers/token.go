@@ -159,6 +159,9 @@ func (s *Server) grantRefreshToken(r *http.Request, c *storage.Client, aud strin
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		return nil, invalid
+	case errors.Is(err, storage.ErrTooManyReuses):
+		// Within the window: the client racing itself, not a replay.
+		return nil, ErrInvalidGrant.WithDescription("the refresh token was presented again too often; use the newest one")
 	case errors.Is(err, storage.ErrTokenReused):
 		// OAuth 2.1 §4.3.1: a rotated refresh token came back after the
 		// reuse window, so one of its holders is not the client:

@@ -61,8 +61,8 @@ type Rotation struct {
 // Apply is the rule of a rotation, which every backend applies to the
 // token as stored, under its write lock: it marks t used (or counts a
 // reuse within the window) and reports nil, or reports ErrTokenReused (a
-// replay, t unchanged) or ErrNotFound (expired, or another client's
-// token, which must neither work nor revoke anything).
+// replay, t unchanged), ErrTooManyReuses, or ErrNotFound (expired, or
+// another client's token, which must neither work nor revoke anything).
 func (r *Rotation) Apply(t *RefreshToken) error {
 	if t.ClientID != r.ClientID || r.At >= t.ExpiresAt {
 		return ErrNotFound
@@ -70,10 +70,13 @@ func (r *Rotation) Apply(t *RefreshToken) error {
 	switch {
 	case !t.Used:
 		t.Used, t.UsedAt = true, r.At
-	case r.ReuseWindow > 0 && r.At-t.UsedAt <= r.ReuseWindow && t.Reuses < r.MaxReuses:
-		t.Reuses++
-	default:
+	case r.ReuseWindow <= 0 || r.At-t.UsedAt > r.ReuseWindow:
 		return ErrTokenReused
+	case t.Reuses >= r.MaxReuses:
+		// Within the window: the client racing itself, not a thief.
+		return ErrTooManyReuses
+	default:
+		t.Reuses++
 	}
 	return nil
 }

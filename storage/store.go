@@ -27,6 +27,11 @@ var ErrConflict = errors.New("record changed concurrently")
 // caller may revoke the family.
 var ErrTokenReused = errors.New("token already used")
 
+// ErrTooManyReuses is returned by RotateRefreshToken for a token presented
+// again within its reuse window more often than the rotation allows: not a
+// replay (nothing is revoked), but no more siblings.
+var ErrTooManyReuses = errors.New("token presented again too often")
+
 // ErrUnavailable marks a failure of the backend itself (a database that is
 // down or too slow), as opposed to an answer about the records; callers
 // answer 503 and may retry.
@@ -87,15 +92,16 @@ type Store interface {
 	// value.
 	CreateRefreshToken(ctx context.Context, hash []byte, t *RefreshToken) error
 	// RefreshToken returns the refresh token whose value hashes to hash,
-	// used or not. A token that expired, or whose grant was revoked, is
-	// ErrNotFound.
+	// used or not (callers check ExpiresAt with their clock). A token that
+	// a revocation of its grant, its family or its client covers is
+	// ErrNotFound at once, however many tokens that revocation covers.
 	RefreshToken(ctx context.Context, hash []byte) (*RefreshToken, error)
 	// RotateRefreshToken applies a rotation (see Rotation) to the refresh
 	// token that hashes to hash and stores its successor, atomically, and
 	// returns the token as it was. A token that may not be presented again
-	// comes back, unchanged, with ErrTokenReused. A token that is missing,
-	// expired, of another client, or whose grant was revoked is
-	// ErrNotFound.
+	// comes back, unchanged, with ErrTokenReused (a replay) or
+	// ErrTooManyReuses. A token that is missing, expired, of another
+	// client, or revoked (as for RefreshToken) is ErrNotFound.
 	RotateRefreshToken(ctx context.Context, hash []byte, r Rotation) (*RefreshToken, error)
 	// RevokeFamily deletes a family's refresh tokens and revokes the
 	// access tokens issued from them until the unix time until.

@@ -360,7 +360,7 @@ func (s *Store) ReplaceClient(ctx context.Context, c *storage.Client, tokenHash 
 
 // DeleteClient implements storage.Store.
 func (s *Store) DeleteClient(ctx context.Context, id string, until int64) error {
-	return s.update(ctx, func(txn *bdb.Txn) error {
+	err := s.update(ctx, func(txn *bdb.Txn) error {
 		c, err := getClient(txn, id)
 		if err != nil {
 			return err
@@ -368,16 +368,21 @@ func (s *Store) DeleteClient(ctx context.Context, id string, until int64) error 
 		if err := txn.Delete(registrationTokenKey(c.RegistrationTokenHash)); err != nil {
 			return err
 		}
-		if err := deleteByIndex(txn, prefixClientTokens+id+"/"); err != nil {
-			return err
-		}
-		if err := deleteClientGrants(txn, id); err != nil {
-			return err
-		}
 		if err := revoke(txn, prefixRevokedClient, id, until); err != nil {
 			return err
 		}
 		return txn.Delete(clientKey(id))
+	})
+	if err != nil {
+		return err
+	}
+	// Revoked from here on (a deleted client's tokens are dead); what
+	// hangs on the client is removed in batches, however much there is.
+	if err := s.purge(ctx, prefixClientTokens+id+"/"); err != nil {
+		return err
+	}
+	return s.inBatches(ctx, prefixClientGrants+id+"/", func(txn *bdb.Txn, keys []string) error {
+		return deleteClientGrants(txn, id, keys)
 	})
 }
 

@@ -161,21 +161,27 @@ func (s *Store) RevokeGrant(ctx context.Context, subject, clientID string, until
 			return err
 		}
 		if g.ID != "" {
-			if err := deleteByIndex(txn, prefixGrantTokens+g.ID+"/"); err != nil {
-				return err
-			}
 			if err := revoke(txn, prefixRevokedGrant, g.ID, until); err != nil {
 				return err
 			}
 		}
 		for _, fam := range g.Families {
-			if err := revokeFamily(txn, fam, until); err != nil {
+			if err := revoke(txn, prefixRevokedFamily, fam, until); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
 	if err != nil {
+		return nil, err
+	}
+	// Revoked from here on: a token under a grant that is gone is dead.
+	// Deleting the tokens is cleanup.
+	prefixes := []string{prefixGrantTokens + g.ID + "/"}
+	for _, fam := range g.Families {
+		prefixes = append(prefixes, prefixFamilyTokens+fam+"/")
+	}
+	if err := s.purge(ctx, prefixes...); err != nil {
 		return nil, err
 	}
 	return &g, nil
@@ -188,13 +194,10 @@ func deleteGrant(txn *bdb.Txn, subject, clientID string) error {
 	return txn.Delete(grantKey(subject, clientID))
 }
 
-// deleteClientGrants removes every grant made to a client.
-func deleteClientGrants(txn *bdb.Txn, clientID string) error {
+// deleteClientGrants removes the grants listed under a client grant index
+// entry keys.
+func deleteClientGrants(txn *bdb.Txn, clientID string, keys []string) error {
 	prefix := prefixClientGrants + clientID + "/"
-	keys, err := keysUnder(txn, prefix)
-	if err != nil {
-		return err
-	}
 	for _, k := range keys {
 		if err := txn.Delete([]byte(prefixGrant + k[len(prefix):] + "/" + clientID)); err != nil {
 			return err

@@ -28,6 +28,7 @@ const (
 	prefixRevokedGrant  = "vg/" // vg/<grant id> -> expiry (unix seconds)
 	prefixRevokedClient = "vc/" // vc/<client id> -> expiry (unix seconds) of the deleted client's last token
 	prefixServerSecret  = "s/"  // s/<name> -> a random secret of the server's
+	keyRotationLock     = "kr"  // the id of the last key added, for conflict detection
 )
 
 // revoke writes a revocation record that Badger drops after until.
@@ -91,6 +92,15 @@ func (s *Store) AddSigningKey(ctx context.Context, k *storage.SigningKey, newerT
 	var added bool
 	err = s.update(ctx, func(txn *bdb.Txn) error {
 		added = false
+		// An iterator's reads are not checked for conflicts (a key
+		// another transaction adds meanwhile goes unseen), so every
+		// rotation also reads and writes one key, which is.
+		if _, err := txn.Get([]byte(keyRotationLock)); err != nil && !errors.Is(err, bdb.ErrKeyNotFound) {
+			return err
+		}
+		if err := txn.Set([]byte(keyRotationLock), []byte(k.ID)); err != nil {
+			return err
+		}
 		keys, err := scanTxn[storage.SigningKey](txn, prefixSigningKey)
 		if err != nil {
 			return err
@@ -182,7 +192,7 @@ func (s *Store) RefreshToken(ctx context.Context, hash []byte) (*storage.Refresh
 		if err := getJSON(txn, refreshKey(hash), &t); err != nil {
 			return err
 		}
-		return requireGrant(txn, t.Grant, t.Subject, t.ClientID)
+		return requireLive(txn, &t)
 	})
 	if err != nil {
 		return nil, err
@@ -200,7 +210,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, hash []byte, r storage.R
 		if err := getJSON(txn, refreshKey(hash), &old); err != nil {
 			return err
 		}
-		if err := requireGrant(txn, old.Grant, old.Subject, old.ClientID); err != nil {
+		if err := requireLive(txn, &old); err != nil {
 			return err
 		}
 		used := old
@@ -213,7 +223,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, hash []byte, r storage.R
 		return putRefreshToken(txn, r.NextHash, r.Next)
 	})
 	switch {
-	case errors.Is(err, storage.ErrTokenReused):
+	case errors.Is(err, storage.ErrTokenReused), errors.Is(err, storage.ErrTooManyReuses):
 		return &old, err
 	case err != nil:
 		return nil, err
@@ -222,26 +232,68 @@ func (s *Store) RotateRefreshToken(ctx context.Context, hash []byte, r storage.R
 }
 
 // keysUnder lists the keys under prefix, without their values.
-func keysUnder(txn *bdb.Txn, prefix string) ([]string, error) {
+func keysUnder(txn *bdb.Txn, prefix string, limit int) ([]string, error) {
 	opts := bdb.DefaultIteratorOptions
 	opts.Prefix = []byte(prefix)
 	opts.PrefetchValues = false
 	it := txn.NewIterator(opts)
 	defer it.Close()
 	var keys []string
-	for it.Rewind(); it.Valid(); it.Next() {
+	for it.Rewind(); it.Valid() && len(keys) < limit; it.Next() {
 		keys = append(keys, string(it.Item().Key()))
 	}
 	return keys, nil
 }
 
-// deleteByIndex deletes every refresh token listed under an index prefix
-// (tc/<client>/, tf/<family>/ or tg/<grant>/), with all its index entries.
-func deleteByIndex(txn *bdb.Txn, prefix string) error {
-	keys, err := keysUnder(txn, prefix)
-	if err != nil {
-		return err
+// purgeBatch bounds the keys one cleanup transaction touches: Badger
+// refuses a transaction too large for one request, and a long-lived grant
+// has a refresh token for every rotation.
+const purgeBatch = 256
+
+// inBatches calls fn with the keys under prefix, purgeBatch at a time, each
+// batch in a transaction of its own, until none is left. It runs to the
+// end even if the request that started it goes away.
+func (s *Store) inBatches(ctx context.Context, prefix string, fn func(txn *bdb.Txn, keys []string) error) error {
+	ctx = context.WithoutCancel(ctx)
+	for {
+		var n int
+		err := s.update(ctx, func(txn *bdb.Txn) error {
+			keys, err := keysUnder(txn, prefix, purgeBatch)
+			n = len(keys)
+			if err != nil || n == 0 {
+				return err
+			}
+			return fn(txn, keys)
+		})
+		if err != nil {
+			return fmt.Errorf("cleaning up %s: %w", prefix, err)
+		}
+		if n < purgeBatch {
+			return nil
+		}
 	}
+}
+
+// purge deletes every refresh token listed under the index prefixes
+// (tc/<client>/, tf/<family>/ or tg/<grant>/), with all their index
+// entries, in batches. Callers have already made the tokens unusable
+// (revoked the family, grant or client), so a purge cut short leaves only
+// dead records that expire on their own.
+func (s *Store) purge(ctx context.Context, prefixes ...string) error {
+	for _, prefix := range prefixes {
+		err := s.inBatches(ctx, prefix, func(txn *bdb.Txn, keys []string) error {
+			return deleteIndexed(txn, prefix, keys)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// deleteIndexed deletes the refresh tokens that index entries keys (under
+// prefix) list, with all their index entries.
+func deleteIndexed(txn *bdb.Txn, prefix string, keys []string) error {
 	for _, k := range keys {
 		raw, err := hex.DecodeString(k[len(prefix):])
 		if err != nil {
@@ -269,22 +321,18 @@ func deleteByIndex(txn *bdb.Txn, prefix string) error {
 	return nil
 }
 
-// revokeFamily deletes a family's refresh tokens and revokes its access
-// tokens until the unix time until.
-func revokeFamily(txn *bdb.Txn, family string, until int64) error {
-	if err := deleteByIndex(txn, prefixFamilyTokens+family+"/"); err != nil {
-		return err
-	}
-	return revoke(txn, prefixRevokedFamily, family, until)
-}
 
 // RevokeFamily deletes every refresh token of a family and revokes the
 // access tokens issued from it until the unix time until (when the last of
 // them expires).
 func (s *Store) RevokeFamily(ctx context.Context, family string, until int64) error {
-	return s.update(ctx, func(txn *bdb.Txn) error {
-		return revokeFamily(txn, family, until)
+	err := s.update(ctx, func(txn *bdb.Txn) error {
+		return revoke(txn, prefixRevokedFamily, family, until)
 	})
+	if err != nil {
+		return err
+	}
+	return s.purge(ctx, prefixFamilyTokens+family+"/")
 }
 
 // RevokeAccessToken revokes one access token until it expires.
@@ -305,32 +353,56 @@ var revocationPrefixes = map[storage.RevocationKind]string{
 func (s *Store) Revoked(ctx context.Context, jti, clientID, family, grant string) (bool, error) {
 	var revoked bool
 	err := s.view(ctx, func(txn *bdb.Txn) error {
-		for _, q := range [...]struct {
-			kind storage.RevocationKind
-			key  string
-		}{{storage.RevokedToken, jti}, {storage.RevokedClient, clientID}, {storage.RevokedFamily, family}, {storage.RevokedGrant, grant}} {
-			if q.key == "" {
-				continue
-			}
-			item, err := txn.Get([]byte(revocationPrefixes[q.kind] + q.key))
-			if errors.Is(err, bdb.ErrKeyNotFound) {
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			until, err := untilOf(item)
-			if err != nil {
-				return err
-			}
-			if until >= time.Now().Unix() {
-				revoked = true
-				return nil
-			}
-		}
-		return nil
+		var err error
+		revoked, err = anyRevoked(txn, map[string]string{
+			prefixRevokedJTI: jti, prefixRevokedClient: clientID, prefixRevokedFamily: family, prefixRevokedGrant: grant,
+		})
+		return err
 	})
 	return revoked, err
+}
+
+// anyRevoked reports whether any of the revocation records named (prefix
+// -> key, "" for none) holds now.
+func anyRevoked(txn *bdb.Txn, keys map[string]string) (bool, error) {
+	now := time.Now().Unix()
+	for prefix, key := range keys {
+		if key == "" {
+			continue
+		}
+		item, err := txn.Get([]byte(prefix + key))
+		if errors.Is(err, bdb.ErrKeyNotFound) {
+			continue
+		}
+		if err != nil {
+			return false, err
+		}
+		until, err := untilOf(item)
+		if err != nil {
+			return false, err
+		}
+		if until >= now {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// requireLive is storage.ErrNotFound for a refresh token that its grant,
+// its family or its client's deletion revoked: the revocation marks it
+// dead at once, before its record is cleaned up.
+func requireLive(txn *bdb.Txn, t *storage.RefreshToken) error {
+	if err := requireGrant(txn, t.Grant, t.Subject, t.ClientID); err != nil {
+		return err
+	}
+	revoked, err := anyRevoked(txn, map[string]string{prefixRevokedFamily: t.Family, prefixRevokedClient: t.ClientID})
+	if err != nil {
+		return err
+	}
+	if revoked {
+		return storage.ErrNotFound
+	}
+	return nil
 }
 
 // Revocations implements storage.Store. Badger has stopped returning the

@@ -37,6 +37,7 @@ func Run(t *testing.T, open Open) {
 		{"GrantsRecordMergeRevoke", testGrants},
 		{"DeleteClientTakesEverythingWithIt", testDeleteClient},
 		{"Revocations", testRevocations},
+		{"RevocationsReachThousandsOfTokens", testLargeRevocations},
 		{"CancelledContext", testCancelled},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -320,7 +321,7 @@ func testReuseWindow(t *testing.T, s storage.Store) {
 			r.ReuseWindow, r.MaxReuses = 10, 3
 			if _, err := s.RotateRefreshToken(ctx, storage.HashSecret("rt"), r); err == nil {
 				wins.Add(1)
-			} else if !errors.Is(err, storage.ErrTokenReused) {
+			} else if !errors.Is(err, storage.ErrTooManyReuses) {
 				t.Error(err)
 			}
 		})
@@ -328,6 +329,11 @@ func testReuseWindow(t *testing.T, s storage.Store) {
 	wg.Wait()
 	if wins.Load() != 4 {
 		t.Fatalf("%d rotations within the window, want 1 and 3 reuses", wins.Load())
+	}
+	r0 := rotation("app", now, "over")
+	r0.ReuseWindow, r0.MaxReuses = 10, 3
+	if _, err := s.RotateRefreshToken(ctx, storage.HashSecret("rt"), r0); !errors.Is(err, storage.ErrTooManyReuses) {
+		t.Fatalf("over the cap within the window: %v", err)
 	}
 	// After the window, a replay.
 	r := rotation("app", now+11, "late")
@@ -500,5 +506,46 @@ func testCancelled(t *testing.T, s storage.Store) {
 	}
 	if _, err := s.Client(ctx, "x"); err == nil {
 		t.Fatal("a read with a cancelled context succeeded")
+	}
+}
+
+// A grant refreshed every 15 minutes for 30 days has about 2,900 refresh
+// tokens (the rotated ones are kept to recognise a replay): revoking it,
+// its family or its client must work however many there are.
+func testLargeRevocations(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	now := time.Now().Unix()
+	must(t, s.CreateClient(ctx, NewClient("app")))
+	_, err := s.RecordGrant(ctx, &storage.Grant{ID: "g1", Subject: "alice", ClientID: "app", Scope: "read"})
+	must(t, err)
+	const n = 3000
+	for i := range n {
+		must(t, s.CreateRefreshToken(ctx, storage.HashSecret(fmt.Sprint("g", i)), refresh("app", "fam", "g1", now+3600)))
+	}
+	if _, err := s.RevokeGrant(ctx, "alice", "app", now+3600); err != nil {
+		t.Fatalf("revoking a grant with %d refresh tokens: %v", n, err)
+	}
+	for _, i := range []int{0, n / 2, n - 1} {
+		if _, err := s.RefreshToken(ctx, storage.HashSecret(fmt.Sprint("g", i))); !errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("token %d of the revoked grant: %v", i, err)
+		}
+	}
+	for i := range n {
+		must(t, s.CreateRefreshToken(ctx, storage.HashSecret(fmt.Sprint("f", i)), refresh("app", "fam2", "", now+3600)))
+	}
+	if err := s.RevokeFamily(ctx, "fam2", now+3600); err != nil {
+		t.Fatalf("revoking a family of %d: %v", n, err)
+	}
+	if _, err := s.RefreshToken(ctx, storage.HashSecret("f7")); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("token of the revoked family: %v", err)
+	}
+	for i := range n {
+		must(t, s.CreateRefreshToken(ctx, storage.HashSecret(fmt.Sprint("c", i)), refresh("app", fmt.Sprint("c", i), "", now+3600)))
+	}
+	if err := s.DeleteClient(ctx, "app", now+3600); err != nil {
+		t.Fatalf("deleting a client with %d refresh tokens: %v", n, err)
+	}
+	if _, err := s.RefreshToken(ctx, storage.HashSecret("c9")); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("token of the deleted client: %v", err)
 	}
 }
