@@ -314,6 +314,15 @@ func (h *Handler) validate() error {
 			return fmt.Errorf("%s must not be negative", d.name)
 		}
 	}
+	// Revocations are remembered for these maximums (see
+	// handlers.RevocationRetention), whichever handler on the store
+	// issued the tokens they cover.
+	if time.Duration(h.AccessTokenTTL) > handlers.MaxAccessTokenTTL {
+		return fmt.Errorf("access_token_ttl must be at most %s", handlers.MaxAccessTokenTTL)
+	}
+	if time.Duration(h.CodeTTL) > handlers.MaxCodeTTL {
+		return fmt.Errorf("code_ttl must be at most %s", handlers.MaxCodeTTL)
+	}
 	for name := range h.Claims {
 		if handlers.IsReservedClaim(name) {
 			return fmt.Errorf("claim %q is a name the token already uses", name)
@@ -351,9 +360,25 @@ func hostRouted(srv *caddyhttp.Server) bool {
 			return false
 		}
 		for _, set := range rt.MatcherSets {
-			if !slices.ContainsFunc(set, func(m any) bool { _, ok := m.(*caddyhttp.MatchHost); return ok }) {
+			if !slices.ContainsFunc(set, namesHosts) {
 				return false
 			}
+		}
+	}
+	return true
+}
+
+// namesHosts reports whether m is a host matcher that names hosts: not one
+// that matches any name ("*", "*.*", a placeholder), which a caller picks
+// with the Host header.
+func namesHosts(m any) bool {
+	hosts, ok := m.(*caddyhttp.MatchHost)
+	if !ok || len(*hosts) == 0 {
+		return false
+	}
+	for _, h := range *hosts {
+		if strings.Contains(h, "{") || strings.Trim(h, "*.") == "" {
+			return false
 		}
 	}
 	return true

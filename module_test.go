@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/caddy-dcr/caddy-dcr/storage"
 )
@@ -38,6 +39,8 @@ func TestValidate(t *testing.T) {
 		{"registration path", Handler{RegistrationPath: "register"}, "registration_path"},
 		{"registration path root", Handler{RegistrationPath: "/"}, "registration_path"},
 		{"negative ttl", Handler{ClientSecretTTL: caddy.Duration(-time.Second)}, "client_secret_ttl"},
+		{"access token for two days", Handler{AccessTokenTTL: caddy.Duration(48 * time.Hour)}, "access_token_ttl must be at most"},
+		{"code for an hour", Handler{CodeTTL: caddy.Duration(time.Hour)}, "code_ttl must be at most"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -124,5 +127,16 @@ func TestCleanupAfterFailedProvision(t *testing.T) {
 	unload()
 	if n := storage.References("badger:" + dir); n != 1 {
 		t.Fatalf("%d references, want the running config's 1", n)
+	}
+}
+
+func TestNamesHosts(t *testing.T) {
+	for hosts, want := range map[string]bool{
+		"a.example": true, "*.a.example": true, "*": false, "*.*": false, "{http.request.host}": false,
+	} {
+		m := caddyhttp.MatchHost{hosts}
+		if got := namesHosts(&m); got != want {
+			t.Errorf("host matcher %q: %v, want %v", hosts, got, want)
+		}
 	}
 }

@@ -76,6 +76,13 @@ func (s *Server) serveGated(w http.ResponseWriter, r *http.Request, next caddyht
 	if conn := r.Header["Connection"]; len(conn) > 0 {
 		s.unlistProtected(r.Header, conn)
 	}
+	// A header the gate sets may not come as a trailer either: an
+	// upstream that merges trailers into headers would read the caller's.
+	for name := range r.Trailer {
+		if s.isProtectedHeader(name) {
+			return caddyhttp.Error(http.StatusBadRequest, fmt.Errorf("the request declares %s as a trailer", name))
+		}
+	}
 	// A CORS preflight carries no credentials (the Fetch standard leaves
 	// them out), so a browser-based client can never pass the gate with
 	// one; when allowed, it goes to the upstream, which answers for CORS.

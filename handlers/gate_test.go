@@ -3,10 +3,13 @@ package handlers
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
 // A proxy drops the headers that Connection names. A caller listing the
@@ -83,6 +86,8 @@ func TestHostPortServed(t *testing.T) {
 		{"[::1]:8080", &net.TCPAddr{Port: 8080}, false, true},
 		{"[::1]", &net.TCPAddr{Port: 80}, false, true},
 		{"[::1]:x", &net.TCPAddr{Port: 80}, false, false},
+		{"example.com:08080", &net.TCPAddr{Port: 8080}, false, false},
+		{"example.com:+8080", &net.TCPAddr{Port: 8080}, false, false},
 		{"example.com:443", &net.UDPAddr{Port: 443}, true, true},
 		{"anything:1", nil, false, true}, // outside a real server
 	} {
@@ -99,5 +104,21 @@ func TestHostPortServed(t *testing.T) {
 		if got := hostPortServed(r); got != tc.want {
 			t.Errorf("Host %q on %v (tls %v): %v, want %v", tc.host, tc.local, tc.tls, got, tc.want)
 		}
+	}
+}
+
+// A caller declaring an identity header as a trailer is refused: an
+// upstream that merges trailers into headers would read the caller's.
+func TestTrailerCannotCarryIdentity(t *testing.T) {
+	ts := newTestServer(t, Config{SubjectHeader: "X-Auth-Subject"})
+	id, secret := ts.machineClient("")
+	token := ts.clientCredentialsToken(id, secret, "")
+	r := httptest.NewRequest("POST", "/api", nil)
+	r.Header.Set("Authorization", "Bearer "+token)
+	r.Trailer = http.Header{"X-Auth-Subject": nil}
+	err := ts.srv.ServeHTTP(httptest.NewRecorder(), r, ts.next())
+	var he caddyhttp.HandlerError
+	if !errors.As(err, &he) || he.StatusCode != http.StatusBadRequest || ts.passed != 0 {
+		t.Fatalf("got %v, %d passed", err, ts.passed)
 	}
 }

@@ -70,9 +70,10 @@ func (s *Server) grantsUnauthenticated(w http.ResponseWriter, r *http.Request) {
 // serveGrant revokes the signed-in person's grant to one client, with
 // every token issued under it: DELETE (JSON callers) or POST from the
 // grants page (with its CSRF token).
-func (s *Server) serveGrant(w http.ResponseWriter, r *http.Request, rawID string) {
-	clientID, err := url.PathUnescape(rawID)
-	if err != nil || clientID == "" {
+func (s *Server) serveGrant(w http.ResponseWriter, r *http.Request, clientID string) {
+	// clientID comes from the decoded path: decoding it again would make
+	// an id holding "%" (a metadata-document URL) unreachable.
+	if clientID == "" {
 		writeJSON(w, http.StatusNotFound, ErrInvalidRequest.WithDescription("no such grant"))
 		return
 	}
@@ -95,7 +96,7 @@ func (s *Server) serveGrant(w http.ResponseWriter, r *http.Request, rawID string
 	}
 	// Every token and code issued under the grant carries its ID: one
 	// revocation reaches all of them, however many there are.
-	_, err = s.store.RevokeGrant(r.Context(), user, clientID, s.revokedUntil())
+	_, err := s.store.RevokeGrant(r.Context(), user, clientID, s.revokedUntil())
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		writeJSON(w, http.StatusNotFound, ErrInvalidRequest.WithDescription("no such grant"))

@@ -5,9 +5,12 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddy-dcr/caddy-dcr/storage"
 )
 
 // revokeGrant sends DELETE /oauth/grants/<client> as the person user.
@@ -117,5 +120,40 @@ func TestDeletingAClientRemovesItsGrants(t *testing.T) {
 	}
 	if revoked, err := ts.store.Revoked(t.Context(), "", id, "", ""); err != nil || !revoked {
 		t.Fatal("the deleted client is not revoked")
+	}
+}
+
+// A revocation made at a handler with short token lifetimes was forgotten
+// while a longer-lived handler's tokens on the same store still lived, so
+// after a restart they passed again. Revocations are remembered for the
+// longest lifetime any handler may give.
+func TestRevocationsOutliveEveryHandlersTokens(t *testing.T) {
+	short := newTestServer(t, Config{AccessTokenTTL: 5 * time.Second, CodeTTL: 5 * time.Second})
+	id, _ := short.machineClient("")
+	if err := short.store.DeleteClient(t.Context(), id, short.srv.revokedUntil()); err != nil {
+		t.Fatal(err)
+	}
+	all, err := short.store.Revocations(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range all {
+		if r.Key == id && r.Until >= fixedNow.Add(MaxAccessTokenTTL).Unix() {
+			return
+		}
+	}
+	t.Fatalf("the client's revocation is not kept for %s: %+v", MaxAccessTokenTTL, all)
+}
+
+// A grant to a client whose id holds "%" (a metadata-document URL) could
+// not be revoked: the id was decoded twice.
+func TestGrantOfAnIDWithPercentCanBeRevoked(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	id := "https://clients.example/my%20client.json"
+	if _, err := ts.store.RecordGrant(t.Context(), &storage.Grant{ID: "g", Subject: "alice", ClientID: id}); err != nil {
+		t.Fatal(err)
+	}
+	if code := ts.revokeGrant("alice", id); code != http.StatusNoContent {
+		t.Fatalf("revoking: %d", code)
 	}
 }

@@ -336,8 +336,10 @@ func hostPortServed(r *http.Request) bool {
 	// The port follows the last colon, unless that colon is inside an
 	// IPv6 literal ("[::1]" has none).
 	if i := strings.LastIndexByte(r.Host, ':'); i >= 0 && !strings.Contains(r.Host[i:], "]") {
+		// One spelling only: "018080" or "+18080" would make another
+		// issuer string.
 		p, err := strconv.Atoi(r.Host[i+1:])
-		if err != nil {
+		if err != nil || strconv.Itoa(p) != r.Host[i+1:] {
 			return false
 		}
 		port = p
@@ -432,8 +434,20 @@ func (s *Server) initialAccessGranted(r *http.Request) bool {
 	return ok && match == 1
 }
 
-// revokedUntil is how long a revocation made now must be remembered: until
-// the last access token or code it can cover has expired.
+// The longest access token and code lifetimes any handler may have.
+const (
+	MaxAccessTokenTTL = 24 * time.Hour
+	MaxCodeTTL        = 10 * time.Minute
+	// RevocationRetention is how long a revocation of a family, grant or
+	// client is remembered: until the last access token or code it can
+	// cover has expired, whichever handler on the store issued it (a
+	// handler's own lifetimes would let a revocation made at a handler
+	// with short ones be forgotten while another's tokens live on).
+	RevocationRetention = MaxAccessTokenTTL + MaxCodeTTL
+)
+
+// revokedUntil is the unix time until which a revocation made now is
+// remembered.
 func (s *Server) revokedUntil() int64 {
-	return s.now().Add(max(s.cfg.AccessTokenTTL, s.cfg.CodeTTL)).Unix()
+	return s.now().Add(RevocationRetention).Unix()
 }

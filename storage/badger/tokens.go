@@ -321,7 +321,6 @@ func deleteIndexed(txn *bdb.Txn, prefix string, keys []string) error {
 	return nil
 }
 
-
 // RevokeFamily deletes every refresh token of a family and revokes the
 // access tokens issued from it until the unix time until (when the last of
 // them expires).
