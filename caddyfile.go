@@ -10,7 +10,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/dustin/go-humanize"
 
-	"github.com/caddy-dcr/caddy-dcr/handlers"
+	"github.com/caddy-dcr/caddy-dcr/internal/handlers"
 	"github.com/caddy-dcr/caddy-dcr/storage/badger"
 )
 

@@ -22,7 +22,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
-	"github.com/caddy-dcr/caddy-dcr/handlers"
+	"github.com/caddy-dcr/caddy-dcr/internal/handlers"
 	"github.com/caddy-dcr/caddy-dcr/storage"
 	"github.com/caddy-dcr/caddy-dcr/storage/badger"
 )
