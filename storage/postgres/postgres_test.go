@@ -254,6 +254,30 @@ func TestSweepDeletesExpiredRecords(t *testing.T) {
 	}
 }
 
+// A rotation that commits while a revocation deletes its family's (or
+// client's) tokens stores a successor the deletion does not see; the
+// revocation record kills it all the same.
+func TestSuccessorStoredDuringRevocationIsDead(t *testing.T) {
+	s := open(t, pgtest.Start(t), Options{})
+	ctx := t.Context()
+	now := time.Now().Unix()
+	must(t, s.RevokeFamily(ctx, "fam", now+600))
+	must(t, s.CreateClient(ctx, storetest.NewClient("app")))
+	must(t, s.DeleteClient(ctx, "app", now+600))
+	for _, tc := range []struct{ name, client, family string }{{"Family", "other", "fam"}, {"Client", "app", "f2"}} {
+		hash := storage.HashSecret(tc.name)
+		must(t, s.CreateRefreshToken(ctx, hash, &storage.RefreshToken{ClientID: tc.client, Subject: "alice", ExpiresAt: now + 3600, Family: tc.family}))
+		if _, err := s.RefreshToken(ctx, hash); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("%s: a token stored after its revocation: %v", tc.name, err)
+		}
+		r := storage.Rotation{ClientID: tc.client, At: now, NextHash: storage.HashSecret(tc.name + "next"),
+			Next: &storage.RefreshToken{ClientID: tc.client, ExpiresAt: now + 3600, Family: tc.family}}
+		if _, err := s.RotateRefreshToken(ctx, hash, r); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("%s: rotating a token stored after its revocation: %v", tc.name, err)
+		}
+	}
+}
+
 // jsonb reformats what it stores; a client's extension members come back
 // as registration stored them.
 func TestClientMetadataRoundTrip(t *testing.T) {

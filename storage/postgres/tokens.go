@@ -86,6 +86,16 @@ const refreshColumns = `client_id, subject, scope, audience, issued_at, expires_
 const grantStands = `(t.grant_id = '' OR EXISTS (SELECT 1 FROM dcr_grants g
 	WHERE g.subject = t.subject AND g.client_id = t.client_id AND g.id = t.grant_id))`
 
+// refreshLive is true for a refresh token (t) that no revocation covers:
+// its grant stands, and neither its family nor its client is revoked
+// (at the unix time $2). Revoking deletes the tokens it covers in the
+// same transaction, but a rotation that committed meanwhile may have
+// stored a successor the deletion did not see; the revocation record
+// kills that one too.
+const refreshLive = grantStands + ` AND NOT EXISTS (SELECT 1 FROM dcr_revocations v
+	WHERE (v.kind, v.key) IN (('` + string(storage.RevokedFamily) + `', t.family), ('` + string(storage.RevokedClient) + `', t.client_id))
+	AND v.until >= $2)`
+
 func scanRefreshToken(row pgx.Row, extra ...any) (*storage.RefreshToken, error) {
 	var t storage.RefreshToken
 	err := row.Scan(append([]any{&t.ClientID, &t.Subject, &t.Scope, &t.Audience, &t.IssuedAt, &t.ExpiresAt,
@@ -123,7 +133,7 @@ func (s *Store) RefreshToken(ctx context.Context, hash []byte) (*storage.Refresh
 	var t *storage.RefreshToken
 	err := s.call(ctx, "reading refresh token", func(ctx context.Context) (err error) {
 		t, err = scanRefreshToken(s.pool.QueryRow(ctx,
-			`SELECT `+refreshColumns+` FROM dcr_refresh_tokens t WHERE t.hash = $1 AND `+grantStands, hash))
+			`SELECT `+refreshColumns+` FROM dcr_refresh_tokens t WHERE t.hash = $1 AND `+refreshLive, hash, s.now().Unix()))
 		return err
 	})
 	return t, err
@@ -138,13 +148,13 @@ func (s *Store) RotateRefreshToken(ctx context.Context, hash []byte, r storage.R
 	err := s.tx(ctx, "rotating refresh token", func(ctx context.Context, tx pgx.Tx) error {
 		var err error
 		old, err = scanRefreshToken(tx.QueryRow(ctx,
-			`SELECT `+refreshColumns+` FROM dcr_refresh_tokens t WHERE t.hash = $1 AND `+grantStands+` FOR UPDATE OF t`, hash))
+			`SELECT `+refreshColumns+` FROM dcr_refresh_tokens t WHERE t.hash = $1 AND `+refreshLive+` FOR UPDATE OF t`, hash, s.now().Unix()))
 		if err != nil {
 			return err
 		}
 		used := *old
 		if err := r.Apply(&used); err != nil {
-			return err // a replay writes nothing
+			return err // a refusal writes nothing
 		}
 		if _, err := tx.Exec(ctx, `UPDATE dcr_refresh_tokens SET used = $2, used_at = $3, reuses = $4 WHERE hash = $1`,
 			hash, used.Used, used.UsedAt, used.Reuses); err != nil {
@@ -153,7 +163,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, hash []byte, r storage.R
 		return insertRefreshToken(ctx, tx, r.NextHash, r.Next)
 	})
 	switch {
-	case err == nil, errors.Is(err, storage.ErrTokenReused):
+	case err == nil, errors.Is(err, storage.ErrTokenReused), errors.Is(err, storage.ErrTooManyReuses):
 		return old, err
 	}
 	return nil, err
