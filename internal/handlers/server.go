@@ -405,10 +405,24 @@ func (s *Server) readJSONBody(w http.ResponseWriter, r *http.Request) ([]byte, *
 
 // internalError logs err and answers server_error. The log names the
 // operation and the client, never a secret.
+//
+// A store that is down or too slow (storage.ErrUnavailable) is a 503 with
+// Retry-After: the client may try again shortly, and a load balancer may
+// try another instance; never a 500, which says the request itself broke
+// the server.
 func (s *Server) internalError(w http.ResponseWriter, op, clientID string, err error) {
 	s.log.Error(op+" failed", zap.String("client_id", clientID), zap.Error(err))
+	if errors.Is(err, storage.ErrUnavailable) {
+		w.Header().Set("Retry-After", retryAfterSeconds)
+		writeError(w, ErrServerError.WithStatus(http.StatusServiceUnavailable).WithDescription("storage is unavailable; try again shortly"))
+		return
+	}
 	writeError(w, ErrServerError)
 }
+
+// retryAfterSeconds is the Retry-After of an answer given while the store
+// is unavailable.
+const retryAfterSeconds = "2"
 
 // challenge sends 401 invalid_token with the RFC 6750 §3 challenge, for
 // endpoints authenticated by a bearer token (initial access tokens, RFC 7592

@@ -2,9 +2,12 @@ package handlers
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -407,4 +410,30 @@ func TestClientConfiguration(t *testing.T) {
 			t.Errorf("Allow %q", w.Header().Get("Allow"))
 		}
 	})
+}
+
+// unavailableStore is a store whose backend is down.
+type unavailableStore struct{ storage.Store }
+
+func (unavailableStore) CreateClient(context.Context, *storage.Client) error {
+	return fmt.Errorf("registering: %w", storage.ErrUnavailable)
+}
+
+func (unavailableStore) Client(context.Context, string) (*storage.Client, error) {
+	return nil, fmt.Errorf("reading: %w", storage.ErrUnavailable)
+}
+
+// With the database down, the endpoints answer 503 with Retry-After,
+// never 500 and never a hang.
+func TestUnavailableStoreIs503(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	id, secret := ts.machineClient("")
+	ts.srv.store = unavailableStore{ts.store}
+	w, m := ts.do("POST", "/oauth/register", "", "application/json", `{"grant_types":["client_credentials"]}`)
+	assertOAuthJSON(t, w, m, http.StatusServiceUnavailable, "server_error")
+	if w.Header().Get("Retry-After") == "" {
+		t.Fatal("no Retry-After")
+	}
+	w, m = ts.form("/oauth/token", id, secret, url.Values{"grant_type": {"client_credentials"}})
+	assertOAuthJSON(t, w, m, http.StatusServiceUnavailable, "server_error")
 }
