@@ -25,6 +25,7 @@ import (
 	"github.com/caddy-dcr/caddy-dcr/internal/handlers"
 	"github.com/caddy-dcr/caddy-dcr/storage"
 	"github.com/caddy-dcr/caddy-dcr/storage/badger"
+	_ "github.com/caddy-dcr/caddy-dcr/storage/postgres" // registers dcr.storage.postgres
 )
 
 func init() {

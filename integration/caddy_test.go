@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/caddy-dcr/caddy-dcr/internal/pgtest"
 )
 
 // caddyBin is the Caddy binary built by TestMain.
@@ -35,7 +37,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "building caddy:", err)
 		os.Exit(1)
 	}
-	code := m.Run()
+	code := pgtest.Main(m)
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -106,9 +108,16 @@ type caddyProc struct {
 // start runs Caddy on testdata/<config> and waits until the site answers.
 func (e *env) start(config string) *caddyProc {
 	e.t.Helper()
+	return e.startWith(config, e.vars, e.url("/.dcr-readiness-probe"))
+}
+
+// startWith runs Caddy on testdata/<config> with the environment vars and
+// waits until probe answers.
+func (e *env) startWith(config string, vars []string, probe string) *caddyProc {
+	e.t.Helper()
 	p := &caddyProc{t: e.t, logs: new(syncBuffer), done: make(chan error, 1)}
 	p.cmd = exec.Command(caddyBin, "run", "--config", filepath.Join("..", "testdata", config), "--adapter", "caddyfile")
-	p.cmd.Env = e.vars
+	p.cmd.Env = vars
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	if err := p.cmd.Start(); err != nil {
 		e.t.Fatal(err)
@@ -123,7 +132,7 @@ func (e *env) start(config string) *caddyProc {
 			e.t.Fatalf("caddy exited during start: %v\n%s", err, p.logs)
 		default:
 		}
-		resp, err := http.Get(e.url("/.dcr-readiness-probe"))
+		resp, err := http.Get(probe)
 		if err == nil {
 			resp.Body.Close()
 			return p

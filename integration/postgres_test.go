@@ -1,0 +1,165 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/caddy-dcr/caddy-dcr/internal/pgtest"
+)
+
+// instance is one Caddy of several sharing a PostgreSQL store.
+type instance struct {
+	port int
+	proc *caddyProc
+}
+
+func (i *instance) url(path string) string { return fmt.Sprintf("http://127.0.0.1:%d%s", i.port, path) }
+
+// startInstance runs testdata/pg_instance.Caddyfile on port with the
+// store at dsn.
+func (e *env) startInstance(port int, dsn string) *instance {
+	e.t.Helper()
+	vars := append(append([]string(nil), e.vars...), fmt.Sprintf("DCR_TEST_PORT=%d", port), "DCR_TEST_DSN="+dsn)
+	i := &instance{port: port}
+	i.proc = e.startWith("pg_instance.Caddyfile", vars, i.url("/.dcr-readiness-probe"))
+	return i
+}
+
+// gate sends a gated request with token and returns the status.
+func gate(t *testing.T, i *instance, token string) int {
+	t.Helper()
+	req, _ := http.NewRequest("GET", i.url("/api"), nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// within polls until cond holds, for at most d, and reports how long it
+// took.
+func within(d time.Duration, cond func() bool) (time.Duration, bool) {
+	start := time.Now()
+	for time.Since(start) < d {
+		if cond() {
+			return time.Since(start), true
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return time.Since(start), cond()
+}
+
+// TestTwoInstancesShareOnePostgreSQL is the several-instances deployment:
+// two Caddy processes on one PostgreSQL store behind a shared issuer.
+// What one registers, the other knows at once; what one revokes, the
+// other's gate refuses within a second; one dying does not stop the
+// other; the database going away gives 503s, and its return, service,
+// without a restart.
+func TestTwoInstancesShareOnePostgreSQL(t *testing.T) {
+	e := newEnv(t)
+	cluster := pgtest.StartCluster(t)
+	dsn := cluster.NewDatabase(t)
+	a := e.startInstance(e.port, dsn)
+	b := e.startInstance(e.port2, dsn)
+
+	// Registered on A, a token from B, accepted by A's gate.
+	resp, reg := call(t, "POST", a.url("/oauth/register"), "", `{"grant_types":["client_credentials"]}`)
+	wantStatus(t, resp, reg, http.StatusCreated)
+	cfg := clientcredentials.Config{ClientID: reg["client_id"].(string), ClientSecret: reg["client_secret"].(string), TokenURL: b.url("/oauth/token")}
+	tok, err := cfg.Token(context.Background())
+	if err != nil {
+		t.Fatalf("a token from B for a client registered on A: %v", err)
+	}
+	if status := gate(t, a, tok.AccessToken); status != 200 {
+		t.Fatalf("A's gate with B's token: %d", status)
+	}
+
+	// Revoked on B: A refuses within a second.
+	form := url.Values{"token": {tok.AccessToken}}
+	req, _ := http.NewRequest("POST", b.url("/oauth/revoke"), strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(cfg.ClientID, cfg.ClientSecret)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("revoke on B: %v %v", resp, err)
+	}
+	if took, ok := within(time.Second, func() bool { return gate(t, a, tok.AccessToken) == 401 }); !ok {
+		t.Fatalf("A still accepts a token revoked on B after %s", took)
+	} else {
+		t.Logf("A refused the token revoked on B after %s", took)
+	}
+
+	// The client deleted on A: B refuses its tokens within a second.
+	cfg.TokenURL = a.url("/oauth/token")
+	tok2, err := cfg.Token(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status := gate(t, b, tok2.AccessToken); status != 200 {
+		t.Fatalf("B's gate: %d", status)
+	}
+	del, _ := http.NewRequest("DELETE", a.url("/oauth/register/"+cfg.ClientID), nil)
+	del.Header.Set("Authorization", "Bearer "+reg["registration_access_token"].(string))
+	if resp, err := http.DefaultClient.Do(del); err != nil || resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("delete on A: %v %v", resp, err)
+	}
+	if took, ok := within(time.Second, func() bool { return gate(t, b, tok2.AccessToken) == 401 }); !ok {
+		t.Fatalf("B still accepts a deleted client's token after %s", took)
+	}
+
+	// A killed: B keeps serving; A restarted serves again.
+	resp, reg = call(t, "POST", b.url("/oauth/register"), "", `{"grant_types":["client_credentials"]}`)
+	wantStatus(t, resp, reg, http.StatusCreated)
+	cfg = clientcredentials.Config{ClientID: reg["client_id"].(string), ClientSecret: reg["client_secret"].(string), TokenURL: b.url("/oauth/token")}
+	a.proc.kill()
+	tok3, err := cfg.Token(context.Background())
+	if err != nil || gate(t, b, tok3.AccessToken) != 200 {
+		t.Fatalf("B with A dead: %v", err)
+	}
+	a = e.startInstance(e.port, dsn)
+	if status := gate(t, a, tok3.AccessToken); status != 200 {
+		t.Fatalf("restarted A: %d", status)
+	}
+
+	// PostgreSQL down: the token endpoint answers 503 with Retry-After,
+	// the gate keeps accepting the token it knows; back up: service
+	// resumes without a restart.
+	cluster.Stop()
+	form = url.Values{"grant_type": {"client_credentials"}}
+	tokenReq := func() *http.Response {
+		req, _ := http.NewRequest("POST", b.url("/oauth/token"), strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth(cfg.ClientID, cfg.ClientSecret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	start := time.Now()
+	if resp := tokenReq(); resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("token with PostgreSQL down: %d %q", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Fatalf("the 503 took %s", took)
+	}
+	if status := gate(t, b, tok3.AccessToken); status != 200 {
+		t.Fatalf("the gate with PostgreSQL down: %d", status)
+	}
+	if err := cluster.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if took, ok := within(15*time.Second, func() bool { return tokenReq().StatusCode == 200 }); !ok {
+		t.Fatalf("no recovery %s after PostgreSQL came back", took)
+	}
+	assertLogsClean(t, a.proc.logs.String()+b.proc.logs.String(), cfg.ClientSecret, tok.AccessToken, tok3.AccessToken)
+}
