@@ -69,10 +69,21 @@ type env struct {
 	vars                          []string
 }
 
+// EnvBackend, set to "postgres", runs the integration tests on a
+// PostgreSQL store (each test a database of its own) instead of Badger.
+const EnvBackend = "DCR_TEST_BACKEND"
+
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	e := &env{t: t, data: t.TempDir(), port: freePort(t), port2: freePort(t), port3: freePort(t), adminPort: freePort(t)}
+	// The Caddyfiles say storage {$DCR_TEST_STORAGE}: a Badger directory
+	// of the test's own, or a PostgreSQL database of its own.
+	store := "badger " + filepath.Join(e.data, "dcr")
+	if os.Getenv(EnvBackend) == "postgres" {
+		store = "postgres " + pgtest.Start(t)
+	}
 	e.vars = append(os.Environ(),
+		"DCR_TEST_STORAGE="+store,
 		"HOME="+e.data, "XDG_DATA_HOME="+e.data+"/xdg-data", "XDG_CONFIG_HOME="+e.data+"/xdg-config",
 		"DCR_TEST_DATA="+e.data,
 		fmt.Sprintf("DCR_TEST_PORT=%d", e.port),

@@ -95,9 +95,13 @@ func (c *Cached) sweep() {
 // maintain sweeps expired revocations and, for a shared backend, follows
 // its revocations, until ctx is cancelled by Close.
 func (c *Cached) maintain(ctx context.Context) {
-	defer close(c.done)
+	var watching sync.WaitGroup
+	defer func() {
+		watching.Wait() // the watch ends with ctx, before the store closes
+		close(c.done)
+	}()
 	if w, ok := c.Store.(RevocationWatcher); ok {
-		go c.watch(ctx, w)
+		watching.Go(func() { c.watch(ctx, w) })
 	}
 	_, shared := c.Store.(RevocationWatcher)
 	ticker := time.NewTicker(resyncInterval)
