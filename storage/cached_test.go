@@ -1,0 +1,84 @@
+package storage_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/caddy-dcr/caddy-dcr/storage"
+	"github.com/caddy-dcr/caddy-dcr/storage/badger"
+)
+
+func open(t *testing.T) storage.Store {
+	t.Helper()
+	s, err := badger.Open("", badger.Options{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// A revocation written through the view is answered from memory at once,
+// and the view starts with what the store already holds.
+func TestCachedAnswersFromMemory(t *testing.T) {
+	ctx := t.Context()
+	until := time.Now().Add(time.Hour).Unix()
+	db := open(t)
+	if err := db.RevokeAccessToken(ctx, "before", until); err != nil {
+		t.Fatal(err)
+	}
+	c, err := storage.NewCached(ctx, db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.RevokeFamily(ctx, "fam", until); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []struct {
+		jti, family string
+		want        bool
+	}{{"before", "", true}, {"x", "fam", true}, {"x", "other", false}} {
+		if got, err := c.Revoked(ctx, q.jti, "client", q.family, ""); err != nil || got != q.want {
+			t.Errorf("Revoked(%q, family %q) = %v %v", q.jti, q.family, got, err)
+		}
+	}
+}
+
+// watching is a shared store whose other processes revoke a token.
+type watching struct {
+	storage.Store
+	resyncs chan struct{}
+}
+
+func (w *watching) WatchRevocations(ctx context.Context, fn func(storage.Revocation), resync func()) error {
+	resync()
+	w.resyncs <- struct{}{}
+	fn(storage.Revocation{Kind: storage.RevokedToken, Key: "elsewhere", Until: time.Now().Add(time.Hour).Unix()})
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// Another process's revocation reaches the view through the backend's
+// watch, and Close waits for the watch to end.
+func TestCachedFollowsASharedStore(t *testing.T) {
+	w := &watching{Store: open(t), resyncs: make(chan struct{}, 1)}
+	c, err := storage.NewCached(t.Context(), w, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-w.resyncs
+	deadline := time.Now().Add(time.Second)
+	for {
+		if got, _ := c.Revoked(t.Context(), "elsewhere", "", "", ""); got {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a revocation made elsewhere never reached the view")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
