@@ -55,6 +55,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    scope_header <name>|off
 //	    strip_authorization
 //	    allow_preflight
+//	    fail_closed
 //	    authorization_path <path>
 //	    grants_path <path>
 //	    user <placeholder>
@@ -170,9 +171,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := singleString(d, dst); err != nil {
 				return err
 			}
-		case "sync_writes", "strip_authorization", "allow_preflight", "metadata_document_allow_private":
+		case "sync_writes", "strip_authorization", "allow_preflight", "fail_closed", "metadata_document_allow_private":
 			dst := map[string]*bool{"sync_writes": &h.SyncWrites, "strip_authorization": &h.StripAuthorization,
-				"allow_preflight": &h.AllowPreflight, "metadata_document_allow_private": &h.MetadataDocumentAllowPrivate}[name]
+				"allow_preflight": &h.AllowPreflight, "fail_closed": &h.FailClosed,
+				"metadata_document_allow_private": &h.MetadataDocumentAllowPrivate}[name]
 			if d.NextArg() {
 				return d.ArgErr()
 			}

@@ -124,6 +124,13 @@ type Handler struct {
 	// token, for browser-based clients; the upstream answers them.
 	// Default: false.
 	AllowPreflight bool `json:"allow_preflight,omitempty"`
+	// FailClosed makes the gate refuse every request (503 with
+	// Retry-After) while the store cannot tell this instance about
+	// revocations made by others (PostgreSQL unreachable). Default: false,
+	// the gate keeps accepting the tokens it verified and refusing the
+	// revocations it knows, so an outage of the database is not an
+	// outage of the API.
+	FailClosed bool `json:"fail_closed,omitempty"`
 
 	// AuthorizationPath is the authorization endpoint. Default:
 	// /oauth/authorize.
@@ -252,6 +259,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		ScopeHeader:         headerName(h.ScopeHeader),
 		StripAuthorization:  h.StripAuthorization,
 		AllowPreflight:      h.AllowPreflight,
+		FailClosed:          h.FailClosed,
 		AuthorizationPath:   h.AuthorizationPath,
 		GrantsPath:          h.GrantsPath,
 		User:                h.User,

@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -29,6 +30,10 @@ type Cached struct {
 	mu      sync.RWMutex
 	revoked map[RevocationKind]map[string]int64 // kind -> key -> until
 
+	// following is false while the watch of a shared backend is down:
+	// revocations made elsewhere are not seen until it is back.
+	following atomic.Bool
+
 	stop context.CancelFunc
 	done chan struct{}
 }
@@ -41,6 +46,8 @@ func NewCached(ctx context.Context, s Store, log *zap.Logger) (*Cached, error) {
 		log = zap.NewNop()
 	}
 	c := &Cached{Store: s, log: log, now: time.Now, revoked: map[RevocationKind]map[string]int64{}, done: make(chan struct{})}
+	_, shared := s.(RevocationWatcher)
+	c.following.Store(!shared)
 	for _, k := range []RevocationKind{RevokedToken, RevokedFamily, RevokedGrant, RevokedClient} {
 		c.revoked[k] = map[string]int64{}
 	}
@@ -127,10 +134,16 @@ func (c *Cached) watch(ctx context.Context, w RevocationWatcher) {
 	pause := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		err := w.WatchRevocations(ctx, c.add, func() {
-			if err := c.resync(ctx); err != nil && ctx.Err() == nil {
-				c.log.Warn("reloading revocations failed", zap.Error(err))
+			if err := c.resync(ctx); err != nil {
+				if ctx.Err() == nil {
+					c.log.Warn("reloading revocations failed", zap.Error(err))
+				}
+				return
 			}
+			c.following.Store(true)
+			pause = 100 * time.Millisecond
 		})
+		c.following.Store(false)
 		if ctx.Err() != nil {
 			return
 		}
@@ -143,6 +156,12 @@ func (c *Cached) watch(ctx context.Context, w RevocationWatcher) {
 		pause = min(pause*2, 5*time.Second)
 	}
 }
+
+// Current reports whether the view has every revocation: always for a
+// backend of this process alone; for a shared one, while its watch is
+// up. A gate that must not accept a token whose revocation it may have
+// missed (fail_closed) refuses while it is not.
+func (c *Cached) Current() bool { return c.following.Load() }
 
 // Revoked answers from memory; it never blocks on the backend.
 func (c *Cached) Revoked(_ context.Context, jti, clientID, family, grant string) (bool, error) {

@@ -2,6 +2,7 @@ package storage_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -80,5 +81,44 @@ func TestCachedFollowsASharedStore(t *testing.T) {
 	}
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// failing is a shared store whose watch cannot connect.
+type failing struct{ storage.Store }
+
+func (failing) WatchRevocations(ctx context.Context, fn func(storage.Revocation), resync func()) error {
+	return errors.New("connection refused")
+}
+
+// The view of a shared store is current only while its watch is up; a
+// store of this process alone always is.
+func TestCachedCurrent(t *testing.T) {
+	alone, err := storage.NewCached(t.Context(), open(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer alone.Close()
+	if !alone.Current() {
+		t.Fatal("a store of one process is not current")
+	}
+	down, err := storage.NewCached(t.Context(), failing{open(t)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer down.Close()
+	time.Sleep(50 * time.Millisecond)
+	if down.Current() {
+		t.Fatal("a shared store whose watch is down is current")
+	}
+	w := &watching{Store: open(t), resyncs: make(chan struct{}, 1)}
+	up, err := storage.NewCached(t.Context(), w, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up.Close()
+	<-w.resyncs
+	if !up.Current() {
+		t.Fatal("a shared store whose watch is up is not current")
 	}
 }

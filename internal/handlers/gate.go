@@ -90,6 +90,11 @@ func (s *Server) serveGated(w http.ResponseWriter, r *http.Request, next caddyht
 		r.Header.Get("Origin") != "" && r.Header.Get("Access-Control-Request-Method") != "" {
 		return next.ServeHTTP(w, r)
 	}
+	if s.cfg.FailClosed && !s.revocationsCurrent() {
+		w.Header().Set("Retry-After", retryAfterSeconds)
+		return caddyhttp.Error(http.StatusServiceUnavailable,
+			errors.New("the store is unreachable, so revocations made elsewhere may be missing (fail_closed)"))
+	}
 	token, ok := bearerTokenUnchecked(r)
 	if !ok {
 		// RFC 6750 §3.1: a request with no token gets a challenge
@@ -181,6 +186,14 @@ func (s *Server) isProtectedHeader(name string) bool {
 		}
 	}
 	return false
+}
+
+// revocationsCurrent reports whether the store's revocation view has
+// every revocation (see storage.Cached.Current); a store without a view
+// is asked directly and always is.
+func (s *Server) revocationsCurrent() bool {
+	c, ok := s.store.(interface{ Current() bool })
+	return !ok || c.Current()
 }
 
 // audienceAccepted reports whether one of the token's audiences is this

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddy-dcr/caddy-dcr/storage"
 )
 
 // A proxy drops the headers that Connection names. A caller listing the
@@ -120,5 +122,29 @@ func TestTrailerCannotCarryIdentity(t *testing.T) {
 	var he caddyhttp.HandlerError
 	if !errors.As(err, &he) || he.StatusCode != http.StatusBadRequest || ts.passed != 0 {
 		t.Fatalf("got %v, %d passed", err, ts.passed)
+	}
+}
+
+// staleStore is a shared store whose revocation view has lost its backend.
+type staleStore struct{ storage.Store }
+
+func (staleStore) Current() bool { return false }
+
+// With fail_closed, a gate whose store cannot tell it about revocations
+// made elsewhere refuses (503); without it, it keeps accepting the tokens
+// it can verify.
+func TestFailClosed(t *testing.T) {
+	for _, failClosed := range []bool{false, true} {
+		ts := newTestServer(t, Config{FailClosed: failClosed})
+		id, secret := ts.machineClient("")
+		token := ts.clientCredentialsToken(id, secret, "")
+		ts.srv.store = staleStore{ts.store}
+		want := http.StatusTeapot
+		if failClosed {
+			want = http.StatusServiceUnavailable
+		}
+		if status, _ := ts.gated("/api", "Bearer "+token); status != want {
+			t.Errorf("fail_closed %v: %d, want %d", failClosed, status, want)
+		}
 	}
 }

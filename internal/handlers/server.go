@@ -74,6 +74,9 @@ type Config struct {
 	// AllowPreflight lets CORS preflight requests through the gate
 	// without a token.
 	AllowPreflight bool
+	// FailClosed makes the gate refuse every token (503) while the store
+	// cannot tell it about revocations made elsewhere.
+	FailClosed bool
 
 	// AuthorizationPath and GrantsPath are the authorization endpoint and
 	// the person's grants.
