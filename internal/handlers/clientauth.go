@@ -2,12 +2,10 @@ package handlers
 
 import (
 	"crypto/subtle"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"mime"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 
@@ -50,31 +48,6 @@ func (s *Server) readForm(w http.ResponseWriter, r *http.Request, multi ...strin
 		}
 	}
 	return nil
-}
-
-// parseBasic decodes the credentials of an "Authorization: Basic" header.
-// RFC 6749 §2.3.1: the id and secret are each form-urlencoded before they
-// are joined, so both halves are decoded (a value with no escapes decodes
-// to itself).
-func parseBasic(v string) (id, secret string, ok bool) {
-	scheme, payload, found := strings.Cut(v, " ")
-	if !found || !strings.EqualFold(scheme, "Basic") {
-		return "", "", false
-	}
-	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(payload))
-	if err != nil {
-		return "", "", false
-	}
-	encID, encSecret, found := strings.Cut(string(raw), ":")
-	if !found {
-		return "", "", false
-	}
-	id, err1 := url.QueryUnescape(encID)
-	secret, err2 := url.QueryUnescape(encSecret)
-	if err1 != nil || err2 != nil || id == "" {
-		return "", "", false
-	}
-	return id, secret, true
 }
 
 // readClientCredentials finds the client's credentials in the Authorization

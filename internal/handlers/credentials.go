@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"net/http"
+	"net/url"
 	"strings"
 )
 
@@ -90,4 +91,29 @@ func isB64Token(s string) bool {
 		}
 	}
 	return true
+}
+
+// parseBasic decodes the credentials of an "Authorization: Basic" header.
+// RFC 6749 §2.3.1: the id and secret are each form-urlencoded before they
+// are joined, so both halves are decoded (a value with no escapes decodes
+// to itself).
+func parseBasic(v string) (id, secret string, ok bool) {
+	scheme, payload, found := strings.Cut(v, " ")
+	if !found || !strings.EqualFold(scheme, "Basic") {
+		return "", "", false
+	}
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(payload))
+	if err != nil {
+		return "", "", false
+	}
+	encID, encSecret, found := strings.Cut(string(raw), ":")
+	if !found {
+		return "", "", false
+	}
+	id, err1 := url.QueryUnescape(encID)
+	secret, err2 := url.QueryUnescape(encSecret)
+	if err1 != nil || err2 != nil || id == "" {
+		return "", "", false
+	}
+	return id, secret, true
 }

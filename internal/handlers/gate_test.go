@@ -3,12 +3,17 @@ package handlers
 import (
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/caddy-dcr/caddy-dcr/storage"
@@ -145,6 +150,159 @@ func TestFailClosed(t *testing.T) {
 		}
 		if status, _ := ts.gated("/api", "Bearer "+token); status != want {
 			t.Errorf("fail_closed %v: %d, want %d", failClosed, status, want)
+		}
+	}
+}
+
+func TestGate(t *testing.T) {
+	ts := newTestServer(t, Config{ScopesSupported: []string{"read", "write"}, RequireScope: []string{"read"},
+		SubjectHeader: "X-Auth-Subject", ClientIDHeader: "X-Auth-Client-Id", ScopeHeader: "X-Auth-Scope"})
+	id, secret := ts.machineClient("")
+	token := ts.clientCredentialsToken(id, secret, "")
+	readOnly := ts.clientCredentialsToken(id, secret, "write")
+
+	status, chal := ts.gated("/api/items", "")
+	if status != 401 || chal != `Bearer resource_metadata="http://example.com/.well-known/oauth-protected-resource/api/items", scope="read"` {
+		t.Fatalf("no token: %d %q", status, chal)
+	}
+	for name, auth := range map[string]string{
+		"garbage":         "Bearer abc.def.ghi",
+		"tampered":        "Bearer " + token[:len(token)-4] + "AAAA",
+		"wrong scheme":    "Basic " + base64.StdEncoding.EncodeToString([]byte(id+":"+secret)),
+		"token as basic?": "Token " + token,
+	} {
+		status, chal := ts.gated("/api/items", auth)
+		if status != 401 || !strings.Contains(chal, "resource_metadata=") {
+			t.Errorf("%s: %d %q", name, status, chal)
+		}
+		if strings.HasPrefix(auth, "Bearer") && !strings.Contains(chal, `error="invalid_token"`) {
+			t.Errorf("%s: challenge without invalid_token: %q", name, chal)
+		}
+	}
+	// A token in the query string is not looked at.
+	if status, _ := ts.gated("/api/items?access_token="+token, ""); status != 401 {
+		t.Errorf("query token accepted: %d", status)
+	}
+
+	status, chal = ts.gated("/api/items", "Bearer "+readOnly)
+	if status != 403 || !strings.Contains(chal, `error="insufficient_scope"`) || !strings.Contains(chal, `scope="read"`) {
+		t.Fatalf("insufficient scope: %d %q", status, chal)
+	}
+
+	// A valid token passes, forged identity headers are replaced, and the
+	// placeholders name the caller.
+	status, _ = ts.gated("/api/items", "bearer "+token, "X-Auth-Subject", "admin", "X-Auth-Scope", "everything")
+	if status != http.StatusTeapot || ts.upstream == nil {
+		t.Fatalf("valid token: %d", status)
+	}
+	h := ts.upstream.Header
+	if h.Get("X-Auth-Subject") != id || h.Get("X-Auth-Client-Id") != id || h.Get("X-Auth-Scope") != "read write" {
+		t.Fatalf("identity headers %v", h)
+	}
+	if len(h.Values("X-Auth-Subject")) != 1 || h.Get("Authorization") == "" {
+		t.Fatalf("headers upstream: %v", h)
+	}
+	repl := ts.upstream.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	if v, _ := repl.GetString("http.auth.user.id"); v != id {
+		t.Errorf("http.auth.user.id = %q", v)
+	}
+	if v, _ := repl.GetString("http.auth.user.scope"); v != "read write" {
+		t.Errorf("http.auth.user.scope = %q", v)
+	}
+	if v, _ := repl.GetString("http.auth.user.client_id"); v != id {
+		t.Errorf("http.auth.user.client_id = %q", v)
+	}
+
+	// A cached token's signature under another payload misses the cache
+	// and fails verification: the cache answers only the exact token.
+	parts := strings.Split(token, ".")
+	other := strings.Split(readOnly, ".")
+	for _, forged := range []string{parts[0] + "." + other[1] + "." + parts[2], other[0] + "." + other[1] + "." + parts[2], "x.y." + parts[2]} {
+		if status, chal := ts.gated("/api/items", "Bearer "+forged); status != 401 || !strings.Contains(chal, "invalid_token") {
+			t.Fatalf("a cached signature with another payload: %d %q", status, chal)
+		}
+	}
+
+	// Forged headers are removed even when the request is refused.
+	ts.gated("/api/items", "", "X-Auth-Subject", "admin")
+
+	// Expiry: past exp the cached claims no longer pass.
+	ts.clock = ts.clock.Add(time.Hour)
+	if status, chal := ts.gated("/api/items", "Bearer "+token); status != 401 || !strings.Contains(chal, "invalid_token") {
+		t.Fatalf("expired token: %d %q", status, chal)
+	}
+}
+
+func TestGatePreflight(t *testing.T) {
+	preflight := func(ts *testServer, origin string) int {
+		r := httptest.NewRequest("OPTIONS", "/mcp", nil)
+		if origin != "" {
+			r.Header.Set("Origin", origin)
+		}
+		r.Header.Set("Access-Control-Request-Method", "POST")
+		r.Header.Set("X-Auth-Subject", "forged")
+		r = caddyhttp.PrepareRequest(r, caddy.NewReplacer(), nil, nil)
+		w := httptest.NewRecorder()
+		if err := ts.srv.ServeHTTP(w, r, ts.next()); err != nil {
+			return 401
+		}
+		if ts.upstream.Header.Get("X-Auth-Subject") != "" {
+			t.Fatal("a forged identity header passed with a preflight")
+		}
+		return w.Code
+	}
+	off := newTestServer(t, Config{SubjectHeader: "X-Auth-Subject"})
+	if got := preflight(off, "https://app.example"); got != 401 {
+		t.Fatalf("preflight with allow_preflight off: %d", got)
+	}
+	on := newTestServer(t, Config{SubjectHeader: "X-Auth-Subject", AllowPreflight: true})
+	if got := preflight(on, "https://app.example"); got != http.StatusTeapot {
+		t.Fatalf("preflight with allow_preflight on: %d", got)
+	}
+	if got := preflight(on, ""); got != 401 {
+		t.Fatalf("an OPTIONS without Origin is no preflight: %d", got)
+	}
+	if status, _ := on.gated("/mcp", ""); status != 401 {
+		t.Fatalf("a GET without a token with allow_preflight on: %d", status)
+	}
+}
+
+func TestGateAudience(t *testing.T) {
+	ts := newTestServer(t, Config{Resource: "http://example.com/mcp"})
+	id, secret := ts.machineClient("")
+	def := ts.clientCredentialsToken(id, secret, "")
+	w, m := ts.form("/oauth/token", id, secret, url.Values{"grant_type": {"client_credentials"}, "resource": {"http://example.com/mcp/tools"}})
+	assertOAuthJSON(t, w, m, http.StatusOK, "")
+	below := m["access_token"].(string)
+
+	if status, _ := ts.gated("/mcp", "Bearer "+def); status != http.StatusTeapot {
+		t.Errorf("token for the gate's resource: %d", status)
+	}
+	if status, _ := ts.gated("/mcp", "Bearer "+below); status != http.StatusTeapot {
+		t.Errorf("token for a URL below the resource: %d", status)
+	}
+	// A sibling gate with a narrower resource refuses a token for the
+	// whole site and for another path.
+	other := newTestServer(t, Config{Resource: "http://example.com/other"})
+	other.srv.keys, other.srv.store = ts.srv.keys, ts.srv.store
+	status, chal := other.gated("/other", "Bearer "+def)
+	if status != 401 || !strings.Contains(chal, "another resource") ||
+		!strings.Contains(chal, `resource_metadata="http://example.com/.well-known/oauth-protected-resource/other"`) {
+		t.Errorf("token for another resource: %d %q", status, chal)
+	}
+	for _, tc := range []struct {
+		uri, base string
+		want      bool
+	}{
+		{"https://a.example/mcp", "https://a.example", true},
+		{"https://a.example/mcp", "https://a.example/", true},
+		{"https://a.example/mcp/x", "https://a.example/mcp", true},
+		{"https://a.example/mcpx", "https://a.example/mcp", false},
+		{"https://a.example.evil/", "https://a.example", false},
+		{"https://a.example", "https://a.example/mcp", false},
+	} {
+		if got := atOrBelow(tc.uri, tc.base); got != tc.want {
+			t.Errorf("atOrBelow(%q, %q) = %v", tc.uri, tc.base, got)
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"math/big"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -249,4 +250,34 @@ func TestAccessClaimsDecodeNotBefore(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), `"nbf":1700000000`) {
 		t.Fatalf("encoded %s, %v", out, err)
 	}
+}
+
+func TestKeyRotation(t *testing.T) {
+	ts := newTestServer(t, Config{KeyRotation: 24 * time.Hour, AccessTokenTTL: time.Hour})
+	id, secret := ts.machineClient("")
+	old := ts.clientCredentialsToken(id, secret, "")
+	ts.clock = ts.clock.Add(24*time.Hour + time.Minute)
+	// The old token expired long ago; issue one just before rotation to
+	// check the previous key still verifies.
+	ts.clock = fixedNow.Add(24*time.Hour - time.Minute)
+	recent := ts.clientCredentialsToken(id, secret, "")
+	ts.clock = fixedNow.Add(24*time.Hour + time.Minute)
+	fresh := ts.clientCredentialsToken(id, secret, "")
+	keys, _ := ts.store.SigningKeys(t.Context())
+	if len(keys) != 2 {
+		t.Fatalf("%d keys after rotation, want 2", len(keys))
+	}
+	for name, tok := range map[string]string{"recent": recent, "fresh": fresh} {
+		if status, _ := ts.gated("/x", "Bearer "+tok); status != http.StatusTeapot {
+			t.Errorf("%s token refused after rotation: %d", name, status)
+		}
+	}
+	// Once every token of the old key expired, the next rotation drops it.
+	ts.clock = fixedNow.Add(48*time.Hour + 2*time.Hour)
+	ts.clientCredentialsToken(id, secret, "")
+	keys, _ = ts.store.SigningKeys(t.Context())
+	if len(keys) != 2 {
+		t.Fatalf("%d keys after the second rotation, want 2", len(keys))
+	}
+	_ = old
 }

@@ -1,0 +1,57 @@
+package handlers
+
+import "testing"
+
+func TestDiscovery(t *testing.T) {
+	ts := newTestServer(t, Config{Issuer: "https://auth.example.com/tenant", ScopesSupported: []string{"read"}})
+	for _, p := range []string{"/.well-known/oauth-authorization-server", "/.well-known/openid-configuration", "/.well-known/oauth-authorization-server/tenant"} {
+		w, m := ts.do("GET", p, "", "", "")
+		if w.Code != 200 || w.Header().Get("Access-Control-Allow-Origin") != "*" {
+			t.Fatalf("%s: %d %v", p, w.Code, w.Header())
+		}
+		if m["issuer"] != "https://auth.example.com/tenant" || m["token_endpoint"] != "https://auth.example.com/oauth/token" ||
+			m["registration_endpoint"] != "https://auth.example.com/oauth/register" || m["jwks_uri"] != "https://auth.example.com/oauth/jwks" ||
+			m["introspection_endpoint"] == nil || m["revocation_endpoint"] == nil {
+			t.Fatalf("%s: %v", p, m)
+		}
+		for _, k := range []string{"response_types_supported", "grant_types_supported", "token_endpoint_auth_methods_supported", "code_challenge_methods_supported", "scopes_supported"} {
+			if _, ok := m[k].([]any); !ok {
+				t.Errorf("%s: %s missing", p, k)
+			}
+		}
+	}
+	w, m := ts.do("GET", "/.well-known/oauth-protected-resource/mcp", "", "", "")
+	if w.Code != 200 || m["resource"] != "https://auth.example.com/mcp" || m["authorization_servers"].([]any)[0] != "https://auth.example.com/tenant" {
+		t.Fatalf("resource metadata: %d %v", w.Code, m)
+	}
+	if b := m["bearer_methods_supported"].([]any); len(b) != 1 || b[0] != "header" {
+		t.Fatalf("bearer_methods_supported %v", b)
+	}
+	w, m = ts.do("GET", "/oauth/jwks", "", "", "")
+	keys := m["keys"].([]any)
+	k := keys[0].(map[string]any)
+	if w.Code != 200 || len(keys) != 1 || k["kty"] != "EC" || k["alg"] != "ES256" || k["kid"] == "" || k["d"] != nil {
+		t.Fatalf("jwks: %v", m)
+	}
+
+	// The token's iss is the metadata's issuer, byte for byte.
+	id, secret := ts.machineClient("")
+	token := ts.clientCredentialsToken(id, secret, "")
+	c, err := ts.srv.keys.verify(t.Context(), token)
+	if err != nil || c.Issuer != "https://auth.example.com/tenant" {
+		t.Fatalf("token iss %v %v", c, err)
+	}
+}
+
+func TestWellKnownURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://a.example":          "https://a.example/.well-known/oauth-protected-resource",
+		"https://a.example/":         "https://a.example/.well-known/oauth-protected-resource",
+		"https://a.example/mcp":      "https://a.example/.well-known/oauth-protected-resource/mcp",
+		"https://a.example:8443/a/b": "https://a.example:8443/.well-known/oauth-protected-resource/a/b",
+	} {
+		if got := wellKnownURL(in); got != want {
+			t.Errorf("wellKnownURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
