@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,6 +14,17 @@ import (
 // (a dropped connection) stays unseen; the watch itself delivers
 // revocations within milliseconds.
 const resyncInterval = 30 * time.Second
+
+// clientTTL bounds how long a client read from the store is reused: the
+// token endpoint reads its client on every request, a database round trip
+// on a shared store. A change made by another process (a rotated secret, a
+// replaced registration) is seen within this long; this process's own
+// changes and any client's deletion (through its revocation) at once.
+const clientTTL = time.Second
+
+// maxCachedClients bounds the clients kept; past it, an arbitrary one is
+// dropped.
+const maxCachedClients = 10000
 
 // Cached is a Store whose revocation check is answered from memory, so the
 // token gate asks no backend per request. The view holds every live
@@ -30,6 +42,9 @@ type Cached struct {
 	mu      sync.RWMutex
 	revoked map[RevocationKind]map[string]int64 // kind -> key -> until
 
+	clientsMu sync.Mutex
+	clients   map[string]cachedClient
+
 	// following is false while the watch of a shared backend is down:
 	// revocations made elsewhere are not seen until it is back.
 	following atomic.Bool
@@ -45,7 +60,8 @@ func NewCached(ctx context.Context, s Store, log *zap.Logger) (*Cached, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	c := &Cached{Store: s, log: log, now: time.Now, revoked: map[RevocationKind]map[string]int64{}, done: make(chan struct{})}
+	c := &Cached{Store: s, log: log, now: time.Now, revoked: map[RevocationKind]map[string]int64{},
+		clients: map[string]cachedClient{}, done: make(chan struct{})}
 	_, shared := s.(RevocationWatcher)
 	c.following.Store(!shared)
 	for _, k := range []RevocationKind{RevokedToken, RevokedFamily, RevokedGrant, RevokedClient} {
@@ -68,6 +84,9 @@ func (c *Cached) Close() error {
 }
 
 func (c *Cached) add(r Revocation) {
+	if r.Kind == RevokedClient {
+		c.forgetClient(r.Key)
+	}
 	c.mu.Lock()
 	if m := c.revoked[r.Kind]; m != nil && m[r.Key] < r.Until {
 		m[r.Key] = r.Until
@@ -216,9 +235,72 @@ func (c *Cached) RevokeGrant(ctx context.Context, subject, clientID string, unti
 
 // DeleteClient implements Store, and takes effect in memory at once.
 func (c *Cached) DeleteClient(ctx context.Context, id string, until int64) error {
+	c.forgetClient(id)
 	if err := c.Store.DeleteClient(ctx, id, until); err != nil {
 		return err
 	}
 	c.add(Revocation{RevokedClient, id, until})
 	return nil
+}
+
+type cachedClient struct {
+	client *Client // nil: no such client
+	read   time.Time
+}
+
+// Client implements Store, reusing what was read less than clientTTL ago.
+// A miss is remembered as a hit is, so that whether a lookup is quick
+// tells only whether the id was looked up a moment ago, never whether the
+// client exists (the timing defense of client authentication).
+func (c *Cached) Client(ctx context.Context, id string) (*Client, error) {
+	now := c.now()
+	c.clientsMu.Lock()
+	e, ok := c.clients[id]
+	c.clientsMu.Unlock()
+	if ok && now.Sub(e.read) < clientTTL {
+		if e.client == nil {
+			return nil, ErrNotFound
+		}
+		copied := *e.client
+		return &copied, nil
+	}
+	cl, err := c.Store.Client(ctx, id)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, err
+	}
+	c.clientsMu.Lock()
+	if len(c.clients) >= maxCachedClients {
+		for k := range c.clients {
+			delete(c.clients, k)
+			break
+		}
+	}
+	c.clients[id] = cachedClient{client: cl, read: now}
+	c.clientsMu.Unlock()
+	if cl == nil {
+		return nil, err
+	}
+	copied := *cl
+	return &copied, nil
+}
+
+// CreateClient implements Store; a remembered miss for the id is dropped.
+func (c *Cached) CreateClient(ctx context.Context, cl *Client) error {
+	err := c.Store.CreateClient(ctx, cl)
+	c.forgetClient(cl.ID)
+	return err
+}
+
+// ReplaceClient implements Store; the cached copy is dropped first.
+func (c *Cached) ReplaceClient(ctx context.Context, cl *Client, tokenHash []byte) error {
+	c.forgetClient(cl.ID)
+	err := c.Store.ReplaceClient(ctx, cl, tokenHash)
+	c.forgetClient(cl.ID) // a read racing the write may have cached the old one
+	return err
+}
+
+func (c *Cached) forgetClient(id string) {
+	c.clientsMu.Lock()
+	delete(c.clients, id)
+	c.clientsMu.Unlock()
 }

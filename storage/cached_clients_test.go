@@ -1,0 +1,81 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+// countingStore is a store of one client that counts the reads.
+type countingStore struct {
+	Store
+	reads  int
+	client *Client
+}
+
+func (s *countingStore) Client(_ context.Context, id string) (*Client, error) {
+	s.reads++
+	if s.client == nil || s.client.ID != id {
+		return nil, ErrNotFound
+	}
+	c := *s.client
+	return &c, nil
+}
+
+func (s *countingStore) ReplaceClient(_ context.Context, c *Client, _ []byte) error {
+	s.client = c
+	return nil
+}
+
+// The token endpoint's client reads are reused for clientTTL: within it a
+// change made by another process is not seen, after it it is; this
+// process's own changes are seen at once, and misses are remembered like
+// hits.
+func TestCachedClients(t *testing.T) {
+	ctx := t.Context()
+	now := time.Unix(1000, 0)
+	backend := &countingStore{client: &Client{ID: "a", Metadata: Metadata{ClientName: "one"}}}
+	c := &Cached{Store: backend, now: func() time.Time { return now }, clients: map[string]cachedClient{}}
+
+	for range 3 {
+		if got, err := c.Client(ctx, "a"); err != nil || got.Metadata.ClientName != "one" {
+			t.Fatalf("read: %v %v", got, err)
+		}
+		if _, err := c.Client(ctx, "missing"); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("miss: %v", err)
+		}
+	}
+	if backend.reads != 2 {
+		t.Fatalf("%d backend reads for 3 reads of a client and 3 of a miss, want 2", backend.reads)
+	}
+	// Changed by another process: seen once clientTTL has passed.
+	backend.client = &Client{ID: "a", Metadata: Metadata{ClientName: "two"}}
+	if got, _ := c.Client(ctx, "a"); got.Metadata.ClientName != "one" {
+		t.Fatal("a read within the TTL went to the backend")
+	}
+	now = now.Add(clientTTL)
+	if got, _ := c.Client(ctx, "a"); got.Metadata.ClientName != "two" {
+		t.Fatalf("a change elsewhere not seen after %s", clientTTL)
+	}
+	// Changed here: seen at once.
+	if err := c.ReplaceClient(ctx, &Client{ID: "a", Metadata: Metadata{ClientName: "three"}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := c.Client(ctx, "a"); got.Metadata.ClientName != "three" {
+		t.Fatal("this process's own change not seen at once")
+	}
+	// A copy is returned: a caller changing it changes nothing kept.
+	got, _ := c.Client(ctx, "a")
+	got.Metadata.ClientName = "mutated"
+	if again, _ := c.Client(ctx, "a"); again.Metadata.ClientName != "three" {
+		t.Fatal("the cached client was changed through a returned copy")
+	}
+	// A deletion (its revocation, here or from elsewhere) drops it.
+	c.revoked = map[RevocationKind]map[string]int64{RevokedClient: {}}
+	backend.client = nil
+	c.add(Revocation{RevokedClient, "a", 2000})
+	if _, err := c.Client(ctx, "a"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a deleted client still read from the cache: %v", err)
+	}
+}
