@@ -20,6 +20,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"golang.org/x/net/idna"
 
 	"github.com/caddy-dcr/caddy-dcr/storage"
 )
@@ -335,7 +336,7 @@ func (s *Server) showConsent(w http.ResponseWriter, r *http.Request, req *authzR
 	}
 	redirectHost := req.redirectURI
 	if u, err := url.Parse(req.redirectURI); err == nil && u.Host != "" {
-		redirectHost = u.Host
+		redirectHost = asciiHost(u.Host)
 	}
 	site := r.Host
 	if u, err := url.Parse(req.audience); err == nil && u.Host != "" {
@@ -346,7 +347,7 @@ func (s *Server) showConsent(w http.ResponseWriter, r *http.Request, req *authzR
 		"ClientName":   name,
 		"ClientURI":    req.client.Metadata.ClientURI,
 		"LogoURI":      httpsOnly(req.client.Metadata.LogoURI),
-		"Host":         req.host,
+		"Host":         asciiHost(req.host),
 		"User":         user,
 		"Scopes":       strings.Fields(req.scope),
 		"RedirectHost": redirectHost,
@@ -354,6 +355,18 @@ func (s *Server) showConsent(w http.ResponseWriter, r *http.Request, req *authzR
 		"Hidden":       hidden,
 		"CSRF":         s.csrfToken(user, req.params),
 	})
+}
+
+// asciiHost shows a host name as its ASCII (punycode) form, so that a
+// look-alike in another script (a Cyrillic "а" in "аpple.com") reads as
+// what it is on the consent page. A name that does not convert is shown
+// escaped as a URL would carry it.
+func asciiHost(host string) string {
+	a, err := idna.Lookup.ToASCII(host)
+	if err != nil {
+		return url.PathEscape(host)
+	}
+	return a
 }
 
 // httpsOnly drops a logo that would load over plain http.

@@ -440,3 +440,16 @@ func TestIdentityMustBeTokenSafe(t *testing.T) {
 		t.Fatal("tokenSafe")
 	}
 }
+
+// A redirect URI whose host imitates another in a different script shows
+// its punycode on the consent page.
+func TestConsentShowsLookAlikeHostsAsPunycode(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	m := ts.register(`{"token_endpoint_auth_method":"none","redirect_uris":["https://аpple.com/cb"]}`)
+	params := url.Values{"response_type": {"code"}, "client_id": {m["client_id"].(string)}, "redirect_uri": {"https://аpple.com/cb"},
+		"code_challenge": {challengeOf(testVerifier)}, "code_challenge_method": {"S256"}}
+	page := ts.authorize("GET", params, "alice").Body.String()
+	if !strings.Contains(page, "sent back to <strong>xn--pple-43d.com</strong>") {
+		t.Fatalf("the look-alike host is shown as is:\n%s", page)
+	}
+}
