@@ -191,19 +191,6 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 		h.InitialAccessTokens[i] = resolved
 	}
-	for _, p := range []struct {
-		path *string
-		def  string
-	}{
-		{&h.RegistrationPath, handlers.DefaultRegistrationPath}, {&h.TokenPath, handlers.DefaultTokenPath},
-		{&h.IntrospectionPath, handlers.DefaultIntrospectionPath}, {&h.RevocationPath, handlers.DefaultRevocationPath},
-		{&h.JWKSPath, handlers.DefaultJWKSPath}, {&h.AuthorizationPath, handlers.DefaultAuthorizationPath},
-		{&h.GrantsPath, handlers.DefaultGrantsPath},
-	} {
-		if *p.path == "" {
-			*p.path = p.def
-		}
-	}
 	for _, hd := range []struct {
 		name *string
 		def  string
@@ -269,7 +256,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		Claims:              h.Claims,
 		MetadataDocuments:   documents,
 		Logger:              h.logger,
-	})
+	}.WithDefaults())
 	if err != nil {
 		return err
 	}

@@ -41,6 +41,8 @@ func TestValidate(t *testing.T) {
 		{"negative ttl", Handler{ClientSecretTTL: caddy.Duration(-time.Second)}, "client_secret_ttl"},
 		{"access token for two days", Handler{AccessTokenTTL: caddy.Duration(48 * time.Hour)}, "access_token_ttl must be at most"},
 		{"code for an hour", Handler{CodeTTL: caddy.Duration(time.Hour)}, "code_ttl must be at most"},
+		{"claim named Scope", Handler{Claims: map[string]string{"Scope": "x"}}, "claim"},
+		{"two endpoints on one path", Handler{TokenPath: "/t", JWKSPath: "/t"}, "are both"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

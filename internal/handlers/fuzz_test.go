@@ -138,7 +138,7 @@ func FuzzParseBasic(f *testing.F) {
 // fuzzServer is a Server on an in-memory store, closed with the fuzz test.
 func fuzzServer(f *testing.F) (*Server, storage.Store) {
 	store := memStore(f)
-	srv, err := New(context.Background(), store, Config{})
+	srv, err := New(context.Background(), store, Config{}.WithDefaults())
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -16,7 +16,7 @@ import (
 func TestIssuanceGrantsOnlyScopesThisHandlerSupports(t *testing.T) {
 	open := newTestServer(t, Config{})
 	id, secret := open.machineClient(`,"scope":"admin mcp:read"`)
-	narrow, err := New(t.Context(), open.store, Config{ScopesSupported: []string{"mcp:read", "mcp:write"}, Now: open.srv.now})
+	narrow, err := New(t.Context(), open.store, Config{ScopesSupported: []string{"mcp:read", "mcp:write"}, Now: open.srv.now}.WithDefaults())
 	if err != nil {
 		t.Fatal(err)
 	}

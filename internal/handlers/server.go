@@ -146,56 +146,55 @@ const (
 	DefaultRefreshReuseWindow = 10 * time.Second
 )
 
-// New returns a Server over store. It checks cfg, fills its defaults, and
-// loads the signing keys (making the first one on a new store).
-func New(ctx context.Context, store storage.Store, cfg Config) (*Server, error) {
-	if store == nil {
-		return nil, errors.New("no store")
-	}
+// WithDefaults returns c with every setting left at its zero value set to
+// its default: the one place the handlers' defaults are applied.
+func (c Config) WithDefaults() Config {
 	for _, p := range []struct {
 		path *string
 		def  string
 	}{
-		{&cfg.RegistrationPath, DefaultRegistrationPath}, {&cfg.TokenPath, DefaultTokenPath},
-		{&cfg.IntrospectionPath, DefaultIntrospectionPath}, {&cfg.RevocationPath, DefaultRevocationPath},
-		{&cfg.JWKSPath, DefaultJWKSPath}, {&cfg.AuthorizationPath, DefaultAuthorizationPath},
-		{&cfg.GrantsPath, DefaultGrantsPath},
+		{&c.RegistrationPath, DefaultRegistrationPath}, {&c.TokenPath, DefaultTokenPath},
+		{&c.IntrospectionPath, DefaultIntrospectionPath}, {&c.RevocationPath, DefaultRevocationPath},
+		{&c.JWKSPath, DefaultJWKSPath}, {&c.AuthorizationPath, DefaultAuthorizationPath},
+		{&c.GrantsPath, DefaultGrantsPath},
 	} {
 		if *p.path == "" {
 			*p.path = p.def
 		}
-		if (*p.path)[0] != '/' {
-			return nil, fmt.Errorf("endpoint path %q must start with /", *p.path)
+	}
+	for _, d := range []struct {
+		v   *time.Duration
+		def time.Duration
+	}{
+		{&c.AccessTokenTTL, DefaultAccessTokenTTL}, {&c.RefreshTokenTTL, DefaultRefreshTokenTTL},
+		{&c.KeyRotation, DefaultKeyRotation}, {&c.CodeTTL, DefaultCodeTTL},
+	} {
+		if *d.v <= 0 {
+			*d.v = d.def
 		}
 	}
-	if cfg.AccessTokenTTL <= 0 {
-		cfg.AccessTokenTTL = DefaultAccessTokenTTL
+	if c.User == "" {
+		c.User = DefaultUser
 	}
-	if cfg.RefreshTokenTTL <= 0 {
-		cfg.RefreshTokenTTL = DefaultRefreshTokenTTL
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
 	}
-	if cfg.KeyRotation <= 0 {
-		cfg.KeyRotation = DefaultKeyRotation
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
 	}
-	if cfg.CodeTTL <= 0 {
-		cfg.CodeTTL = DefaultCodeTTL
+	if c.Now == nil {
+		c.Now = time.Now
 	}
-	if cfg.User == "" {
-		cfg.User = DefaultUser
-	}
-	for name := range cfg.Claims {
-		if IsReservedClaim(name) {
-			return nil, fmt.Errorf("claim %q is one the token already uses", name)
-		}
-	}
-	if cfg.MaxBodyBytes <= 0 {
-		cfg.MaxBodyBytes = DefaultMaxBodyBytes
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = zap.NewNop()
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	return c
+}
+
+// New returns a Server over store and loads the signing keys (making the
+// first one on a new store). cfg is taken as resolved and validated by the
+// Caddy module (see WithDefaults): New checks only that the endpoints it
+// serves have distinct paths.
+func New(ctx context.Context, store storage.Store, cfg Config) (*Server, error) {
+	if store == nil {
+		return nil, errors.New("no store")
 	}
 	s := &Server{
 		store:  store,
@@ -213,15 +212,7 @@ func New(ctx context.Context, store storage.Store, cfg Config) (*Server, error) 
 		s.issuerPath = strings.TrimSuffix(u.Path, "/")
 	}
 	for _, t := range cfg.InitialAccessTokens {
-		if t == "" {
-			return nil, errors.New("an initial access token is empty")
-		}
 		s.iatHashes = append(s.iatHashes, storage.HashSecret(t))
-	}
-	if cfg.Resource != "" {
-		if err := checkResource(cfg.Resource); err != nil {
-			return nil, fmt.Errorf("resource: %w", err)
-		}
 	}
 	var err error
 	s.keys, err = newKeyRing(ctx, store, s.now, cfg.KeyRotation, cfg.AccessTokenTTL)

@@ -61,7 +61,7 @@ func newTestServer(t testing.TB, cfg Config) *testServer {
 	if cfg.Now == nil {
 		cfg.Now = func() time.Time { return ts.clock }
 	}
-	srv, err := New(t.Context(), store, cfg)
+	srv, err := New(t.Context(), store, cfg.WithDefaults())
 	if err != nil {
 		t.Fatal(err)
 	}
