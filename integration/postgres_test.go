@@ -146,11 +146,18 @@ func TestTwoInstancesShareOnePostgreSQL(t *testing.T) {
 		return resp
 	}
 	start := time.Now()
-	if resp := tokenReq(); resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
-		t.Fatalf("token with PostgreSQL down: %d %q", resp.StatusCode, resp.Header.Get("Retry-After"))
+	if resp, m := call(t, "POST", b.url("/oauth/register"), "", `{"grant_types":["client_credentials"]}`); resp.StatusCode != http.StatusServiceUnavailable ||
+		resp.Header.Get("Retry-After") == "" || m["error"] != "server_error" {
+		t.Fatalf("registration with PostgreSQL down: %d %q %v", resp.StatusCode, resp.Header.Get("Retry-After"), m)
 	}
 	if took := time.Since(start); took > 10*time.Second {
 		t.Fatalf("the 503 took %s", took)
+	}
+	// Once the client B read a moment ago is stale (one second), the token
+	// endpoint cannot authenticate it either.
+	time.Sleep(1100 * time.Millisecond)
+	if resp := tokenReq(); resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("token with PostgreSQL down: %d %q", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
 	if status := gate(t, b, tok3.AccessToken); status != 200 {
 		t.Fatalf("the gate with PostgreSQL down: %d", status)
