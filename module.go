@@ -2,7 +2,8 @@
 // authorization server for the backends behind it: dynamic client
 // registration (RFC 7591, RFC 7592), a token endpoint issuing signed JWTs,
 // introspection, revocation, discovery, and a token gate in front of the
-// upstream, with everything kept in an embedded Badger database.
+// upstream, with everything kept in an embedded Badger database or in
+// PostgreSQL (dcr.storage modules).
 package caddydcr
 
 import (
@@ -318,6 +319,9 @@ func (h *Handler) validate() error {
 	}
 	if time.Duration(h.CodeTTL) > handlers.MaxCodeTTL {
 		return fmt.Errorf("code_ttl must be at most %s", handlers.MaxCodeTTL)
+	}
+	if time.Duration(h.RefreshTokenTTL) > handlers.MaxRefreshTokenTTL {
+		return fmt.Errorf("refresh_token_ttl must be at most %s", handlers.MaxRefreshTokenTTL)
 	}
 	for name := range h.Claims {
 		if handlers.IsReservedClaim(name) {

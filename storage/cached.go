@@ -200,47 +200,50 @@ func (c *Cached) Revoked(_ context.Context, jti, clientID, family, grant string)
 	return false, nil
 }
 
+// The revoking writes take effect in the view before the store is asked:
+// a revocation that commits and then reports an error (or that is slow to
+// finish) is refused by the gate all the same, and one that fails only
+// refuses what its caller meant to revoke anyway.
+
 // RevokeAccessToken implements Store, and takes effect in memory at once.
 func (c *Cached) RevokeAccessToken(ctx context.Context, jti string, until int64) error {
-	if err := c.Store.RevokeAccessToken(ctx, jti, until); err != nil {
-		return err
-	}
 	c.add(Revocation{RevokedToken, jti, until})
-	return nil
+	return c.Store.RevokeAccessToken(ctx, jti, until)
 }
 
 // RevokeFamily implements Store, and takes effect in memory at once.
 func (c *Cached) RevokeFamily(ctx context.Context, family string, until int64) error {
-	if err := c.Store.RevokeFamily(ctx, family, until); err != nil {
-		return err
-	}
 	c.add(Revocation{RevokedFamily, family, until})
-	return nil
+	return c.Store.RevokeFamily(ctx, family, until)
 }
 
-// RevokeGrant implements Store, and takes effect in memory at once.
+// RevokeGrant implements Store, and takes effect in memory once the grant
+// is known (its ID is what the tokens carry).
 func (c *Cached) RevokeGrant(ctx context.Context, subject, clientID string, until int64) (*Grant, error) {
+	if g, err := c.Store.Grant(ctx, subject, clientID); err == nil {
+		c.addGrant(g, until)
+	}
 	g, err := c.Store.RevokeGrant(ctx, subject, clientID, until)
 	if err != nil {
 		return nil, err
 	}
+	c.addGrant(g, until)
+	return g, nil
+}
+
+func (c *Cached) addGrant(g *Grant, until int64) {
 	if g.ID != "" {
 		c.add(Revocation{RevokedGrant, g.ID, until})
 	}
 	for _, f := range g.Families {
 		c.add(Revocation{RevokedFamily, f, until})
 	}
-	return g, nil
 }
 
 // DeleteClient implements Store, and takes effect in memory at once.
 func (c *Cached) DeleteClient(ctx context.Context, id string, until int64) error {
-	c.forgetClient(id)
-	if err := c.Store.DeleteClient(ctx, id, until); err != nil {
-		return err
-	}
-	c.add(Revocation{RevokedClient, id, until})
-	return nil
+	c.add(Revocation{RevokedClient, id, until}) // forgets the cached client too
+	return c.Store.DeleteClient(ctx, id, until)
 }
 
 type cachedClient struct {

@@ -79,3 +79,24 @@ func TestCachedClients(t *testing.T) {
 		t.Fatalf("a deleted client still read from the cache: %v", err)
 	}
 }
+
+// failingRevoker commits nothing it is asked and reports an error, as a
+// store whose revocation committed but whose cleanup failed would.
+type failingRevoker struct{ Store }
+
+func (failingRevoker) RevokeFamily(context.Context, string, int64) error {
+	return errors.New("cleanup failed")
+}
+
+// A revocation whose store call reports an error is refused by the gate
+// all the same: the view learns of it before the store is asked.
+func TestCachedRevocationStandsWhenTheStoreErrs(t *testing.T) {
+	c := &Cached{Store: failingRevoker{}, now: time.Now, clients: map[string]cachedClient{},
+		revoked: map[RevocationKind]map[string]int64{RevokedFamily: {}}}
+	if err := c.RevokeFamily(t.Context(), "fam", time.Now().Add(time.Hour).Unix()); err == nil {
+		t.Fatal("the error was lost")
+	}
+	if revoked, _ := c.Revoked(t.Context(), "jti", "client", "fam", ""); !revoked {
+		t.Fatal("a revocation whose store call erred is not refused")
+	}
+}

@@ -70,7 +70,7 @@ func (r *Rotation) Apply(t *RefreshToken) error {
 	switch {
 	case !t.Used:
 		t.Used, t.UsedAt = true, r.At
-	case r.ReuseWindow <= 0 || r.At-t.UsedAt > r.ReuseWindow:
+	case !WithinReuseWindow(t.UsedAt, r.At, r.ReuseWindow):
 		return ErrTokenReused
 	case t.Reuses >= r.MaxReuses:
 		// Within the window: the client racing itself, not a thief.
@@ -79,6 +79,13 @@ func (r *Rotation) Apply(t *RefreshToken) error {
 		t.Reuses++
 	}
 	return nil
+}
+
+// WithinReuseWindow reports whether a token or code first used at the unix
+// time usedAt may be presented again at the unix time at without counting
+// as a replay, given a window in seconds (0: never).
+func WithinReuseWindow(usedAt, at, window int64) bool {
+	return window > 0 && at-usedAt <= window
 }
 
 // AuthCode is an issued authorization code (RFC 6749 §4.1.2), stored under

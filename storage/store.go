@@ -32,6 +32,11 @@ var ErrTokenReused = errors.New("token already used")
 // replay (nothing is revoked), but no more siblings.
 var ErrTooManyReuses = errors.New("token presented again too often")
 
+// ErrRevoked is returned by CreateRefreshToken for a token whose family,
+// grant or client was revoked meanwhile (a code exchange racing a
+// revocation): it is not stored.
+var ErrRevoked = errors.New("revoked")
+
 // ErrUnavailable marks a failure of the backend itself (a database that is
 // down or too slow), as opposed to an answer about the records; callers
 // answer 503 and may retry.
@@ -89,7 +94,9 @@ type Store interface {
 	ServerSecret(ctx context.Context, name string) ([]byte, error)
 
 	// CreateRefreshToken stores a refresh token under the hash of its
-	// value.
+	// value, unless its family, grant or client was revoked (ErrRevoked):
+	// a revocation and a creation racing each other never leave a live
+	// token behind.
 	CreateRefreshToken(ctx context.Context, hash []byte, t *RefreshToken) error
 	// RefreshToken returns the refresh token whose value hashes to hash,
 	// used or not (callers check ExpiresAt with their clock). A token that

@@ -56,7 +56,9 @@ func (s *Server) serveClientConfiguration(w http.ResponseWriter, r *http.Request
 	case http.MethodDelete:
 		// RFC 7592 §2.3: delete the client and everything issued to it;
 		// its registration access token stops working with it.
-		if err := s.store.DeleteClient(r.Context(), id, s.revokedUntil()); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		ctx, cancel := revocationContext(r.Context())
+		defer cancel()
+		if err := s.store.DeleteClient(ctx, id, s.revokedUntil()); err != nil && !errors.Is(err, storage.ErrNotFound) {
 			s.internalError(w, "deleting client", id, err)
 			return
 		}

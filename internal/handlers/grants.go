@@ -6,8 +6,6 @@ import (
 	"net/url"
 	"strings"
 
-	"go.uber.org/zap"
-
 	"github.com/caddy-dcr/caddy-dcr/storage"
 )
 
@@ -42,8 +40,7 @@ func (s *Server) serveGrants(w http.ResponseWriter, r *http.Request) {
 	}
 	grants, err := s.store.Grants(r.Context(), user)
 	if err != nil {
-		s.log.Error("listing grants failed", zap.Error(err))
-		writeError(w, ErrServerError)
+		s.internalError(w, "listing grants", "", err)
 		return
 	}
 	views := []grantView{}
@@ -96,7 +93,9 @@ func (s *Server) serveGrant(w http.ResponseWriter, r *http.Request, clientID str
 	}
 	// Every token and code issued under the grant carries its ID: one
 	// revocation reaches all of them, however many there are.
-	_, err := s.store.RevokeGrant(r.Context(), user, clientID, s.revokedUntil())
+	ctx, cancel := revocationContext(r.Context())
+	defer cancel()
+	_, err := s.store.RevokeGrant(ctx, user, clientID, s.revokedUntil())
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		writeJSON(w, http.StatusNotFound, ErrInvalidRequest.WithDescription("no such grant"))

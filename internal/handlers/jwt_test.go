@@ -281,3 +281,36 @@ func TestKeyRotation(t *testing.T) {
 	}
 	_ = old
 }
+
+// A handler with short-lived tokens must not delete a retired key that a
+// handler with longer-lived ones on the same store still needs.
+func TestRetiredKeysOutliveEveryHandlersTokens(t *testing.T) {
+	long := newTestServer(t, Config{AccessTokenTTL: 20 * time.Hour, KeyRotation: time.Hour})
+	id, secret := long.machineClient("")
+	token := long.clientCredentialsToken(id, secret, "")
+
+	clock := long.clock.Add(3 * time.Hour) // key1 retired two hours ago, at the rotation
+	short, err := New(t.Context(), long.store, Config{AccessTokenTTL: 5 * time.Minute, KeyRotation: time.Hour,
+		Now: func() time.Time { return clock }}.WithDefaults())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Ten minutes after key1 stopped signing, the short-lived handler
+	// tidies the keys: its own tokens of key1 are all expired.
+	clock = clock.Add(10 * time.Minute)
+	if err := short.keys.reload(t.Context(), true); err != nil {
+		t.Fatal(err)
+	}
+	// A fresh handler (a reload) with the long lifetime still verifies
+	// the old token, which has 16 hours to live.
+	long.clock = clock
+	reloaded, err := New(t.Context(), long.store, Config{AccessTokenTTL: 20 * time.Hour, KeyRotation: time.Hour,
+		Now: func() time.Time { return clock }}.WithDefaults())
+	if err != nil {
+		t.Fatal(err)
+	}
+	long.srv = reloaded
+	if status, _ := long.gated("/api", "Bearer "+token); status != http.StatusTeapot {
+		t.Fatalf("a token of a key the short-lived handler retired: %d", status)
+	}
+}

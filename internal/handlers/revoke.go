@@ -12,7 +12,7 @@ import (
 )
 
 // serveRevoke is the revocation endpoint of RFC 7009. A client revokes its
-// own tokens; revoking a refresh token revokes its whole grant, with the
+// own tokens; revoking a refresh token revokes its whole family, with the
 // access tokens issued from it (§2.1). An unknown or already invalid token
 // still gets 200 (§2.2). A storage failure is a 503 (§2.2.1), never a
 // silent success.
@@ -28,7 +28,10 @@ func (s *Server) serveRevoke(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	fail := func(err error) {
+		// RFC 7009 §2.2.1: any failure here is a 503, never a 200 that
+		// would pass for a revocation.
 		s.log.Error("revoking token failed", zap.String("client_id", client.ID), zap.Error(err))
+		w.Header().Set("Retry-After", retryAfterSeconds)
 		writeJSON(w, http.StatusServiceUnavailable, ErrServerError.WithStatus(http.StatusServiceUnavailable))
 	}
 	notYours := ErrUnauthorizedClient.WithDescription("the token was not issued to this client")
@@ -40,7 +43,7 @@ func (s *Server) serveRevoke(w http.ResponseWriter, r *http.Request) {
 			writeError(w, notYours)
 			return
 		}
-		if err := s.store.RevokeFamily(ctx, t.Family, s.revokedUntil()); err != nil {
+		if err := s.store.RevokeFamily(ctx, t.Family, s.familyRevokedUntil()); err != nil {
 			fail(err)
 			return
 		}

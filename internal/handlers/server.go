@@ -215,7 +215,9 @@ func New(ctx context.Context, store storage.Store, cfg Config) (*Server, error) 
 		s.iatHashes = append(s.iatHashes, storage.HashSecret(t))
 	}
 	var err error
-	s.keys, err = newKeyRing(ctx, store, s.now, cfg.KeyRotation, cfg.AccessTokenTTL)
+	// A retired key verifies as long as any handler's tokens may live,
+	// not only this one's: others on the store may give longer lifetimes.
+	s.keys, err = newKeyRing(ctx, store, s.now, cfg.KeyRotation, MaxAccessTokenTTL)
 	if err != nil {
 		return nil, err
 	}
@@ -442,10 +444,11 @@ func (s *Server) initialAccessGranted(r *http.Request) bool {
 	return ok && match == 1
 }
 
-// The longest access token and code lifetimes any handler may have.
+// The longest token and code lifetimes any handler may have.
 const (
-	MaxAccessTokenTTL = 24 * time.Hour
-	MaxCodeTTL        = 10 * time.Minute
+	MaxAccessTokenTTL  = 24 * time.Hour
+	MaxCodeTTL         = 10 * time.Minute
+	MaxRefreshTokenTTL = 90 * 24 * time.Hour
 	// RevocationRetention is how long a revocation of a family, grant or
 	// client is remembered: until the last access token or code it can
 	// cover has expired, whichever handler on the store issued it (a
@@ -458,4 +461,18 @@ const (
 // remembered.
 func (s *Server) revokedUntil() int64 {
 	return s.now().Add(RevocationRetention).Unix()
+}
+
+// familyRevokedUntil is revokedUntil for a refresh token family: a
+// family's revocation also stands in for any of its refresh tokens that
+// its deletion missed, so it lasts as long as they may.
+func (s *Server) familyRevokedUntil() int64 {
+	return s.now().Add(max(RevocationRetention, MaxRefreshTokenTTL)).Unix()
+}
+
+// revocationContext is ctx for a revocation that must finish even if the
+// client that triggered it hangs up (a replayed refresh token's family, a
+// person's grant), bounded so that it cannot run forever.
+func revocationContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 }

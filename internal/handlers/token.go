@@ -106,8 +106,7 @@ func (s *Server) reuseWindow() int64 { return int64(s.cfg.RefreshReuseWindow / t
 // usedAt may be presented again at now without counting as a replay: a
 // client racing itself presents it twice in a short while.
 func (s *Server) withinReuseWindow(usedAt int64, now time.Time) bool {
-	w := s.reuseWindow()
-	return w > 0 && now.Unix()-usedAt <= w
+	return storage.WithinReuseWindow(usedAt, now.Unix(), s.reuseWindow())
 }
 
 // grantRefreshToken is RFC 6749 §6 with OAuth 2.1 rotation: each use
@@ -165,7 +164,9 @@ func (s *Server) grantRefreshToken(r *http.Request, c *storage.Client, aud strin
 		// OAuth 2.1 §4.3.1: a rotated refresh token came back after the
 		// reuse window, so one of its holders is not the client:
 		// revoke the whole family.
-		if rerr := s.store.RevokeFamily(ctx, old.Family, s.revokedUntil()); rerr != nil {
+		rctx, cancel := revocationContext(ctx)
+		defer cancel()
+		if rerr := s.store.RevokeFamily(rctx, old.Family, s.familyRevokedUntil()); rerr != nil {
 			return nil, rerr
 		}
 		s.log.Warn("refresh token replayed; its token family is revoked", zap.String("client_id", c.ID))
@@ -201,7 +202,9 @@ func (s *Server) grantAuthorizationCode(r *http.Request, c *storage.Client, aud 
 		return nil, ErrInvalidGrant.WithDescription("the code is invalid or expired")
 	case errors.Is(err, storage.ErrTokenReused):
 		if ac.ClientID == c.ID && !s.withinReuseWindow(ac.UsedAt, now) {
-			if rerr := s.store.RevokeFamily(r.Context(), ac.Family, s.revokedUntil()); rerr != nil {
+			rctx, cancel := revocationContext(r.Context())
+			defer cancel()
+			if rerr := s.store.RevokeFamily(rctx, ac.Family, s.familyRevokedUntil()); rerr != nil {
 				return nil, rerr
 			}
 			s.log.Warn("authorization code replayed; its tokens are revoked", zap.String("client_id", c.ID))
@@ -272,7 +275,13 @@ func (s *Server) issueTokens(r *http.Request, c *storage.Client, t issued, refre
 	resp := &tokenResponse{AccessToken: at, TokenType: "Bearer", ExpiresIn: int64(s.cfg.AccessTokenTTL / time.Second), Scope: t.scope}
 	if refresh != nil {
 		value := newSecret()
-		if err := s.store.CreateRefreshToken(r.Context(), storage.HashSecret(value), refresh); err != nil {
+		err := s.store.CreateRefreshToken(r.Context(), storage.HashSecret(value), refresh)
+		if errors.Is(err, storage.ErrRevoked) {
+			// The grant or family was revoked while the code was
+			// exchanged: the access token just signed dies with it.
+			return nil, ErrInvalidGrant.WithDescription("the grant was revoked")
+		}
+		if err != nil {
 			return nil, fmt.Errorf("storing refresh token: %w", err)
 		}
 		resp.RefreshToken = value

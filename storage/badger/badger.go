@@ -161,7 +161,7 @@ func (s *Store) maintain(interval time.Duration, gc bool) {
 }
 
 // update runs fn in a read-write transaction, replaying it when it loses a
-// race with a concurrent transaction, as Badger's storage.ErrConflict asks.
+// race with a concurrent transaction, as Badger's ErrConflict asks.
 func (s *Store) update(ctx context.Context, fn func(txn *bdb.Txn) error) error {
 	for attempt := range maxConflictRetries {
 		if err := ctx.Err(); err != nil {
@@ -378,12 +378,14 @@ func (s *Store) DeleteClient(ctx context.Context, id string, until int64) error 
 	}
 	// Revoked from here on (a deleted client's tokens are dead); what
 	// hangs on the client is removed in batches, however much there is.
-	if err := s.purge(ctx, prefixClientTokens+id+"/"); err != nil {
-		return err
-	}
-	return s.inBatches(ctx, prefixClientGrants+id+"/", func(txn *bdb.Txn, keys []string) error {
+	s.purge(ctx, prefixClientTokens+id+"/")
+	err = s.inBatches(ctx, prefixClientGrants+id+"/", func(txn *bdb.Txn, keys []string) error {
 		return deleteClientGrants(txn, id, keys)
 	})
+	if err != nil {
+		s.logger.Error("deleting a deleted client's grants failed", zap.String("client_id", id), zap.Error(err))
+	}
+	return nil
 }
 
 // Clients implements storage.Store.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	bdb "github.com/dgraph-io/badger/v4"
+	"go.uber.org/zap"
 
 	"github.com/caddy-dcr/caddy-dcr/storage"
 )
@@ -32,7 +33,20 @@ const (
 )
 
 // revoke writes a revocation record that Badger drops after until.
+// A revocation made again keeps the later of the two times: it never
+// shrinks.
 func revoke(txn *bdb.Txn, prefix, key string, until int64) error {
+	item, err := txn.Get([]byte(prefix + key))
+	switch {
+	case err == nil:
+		old, err := untilOf(item)
+		if err != nil {
+			return err
+		}
+		until = max(until, old)
+	case !errors.Is(err, bdb.ErrKeyNotFound):
+		return err
+	}
 	return setUntil(txn, []byte(prefix+key), []byte(strconv.FormatInt(until, 10)), until)
 }
 
@@ -179,8 +193,18 @@ func putRefreshToken(txn *bdb.Txn, hash []byte, t *storage.RefreshToken) error {
 // CreateRefreshToken stores a new refresh token under the hash of its
 // value. The client need not be stored (a client ID metadata document
 // client never is); using the token needs the client to authenticate.
+//
+// The check that nothing revoked it reads the grant and the revocation
+// records in the same transaction, so a concurrent revocation (which
+// writes them) conflicts with it and one of the two is replayed.
 func (s *Store) CreateRefreshToken(ctx context.Context, hash []byte, t *storage.RefreshToken) error {
 	return s.update(ctx, func(txn *bdb.Txn) error {
+		if err := requireLive(txn, t); err != nil {
+			if errors.Is(err, storage.ErrNotFound) {
+				return storage.ErrRevoked
+			}
+			return err
+		}
 		return putRefreshToken(txn, hash, t)
 	})
 }
@@ -276,19 +300,20 @@ func (s *Store) inBatches(ctx context.Context, prefix string, fn func(txn *bdb.T
 
 // purge deletes every refresh token listed under the index prefixes
 // (tc/<client>/, tf/<family>/ or tg/<grant>/), with all their index
-// entries, in batches. Callers have already made the tokens unusable
-// (revoked the family, grant or client), so a purge cut short leaves only
-// dead records that expire on their own.
-func (s *Store) purge(ctx context.Context, prefixes ...string) error {
+// entries, in batches. Callers have already committed the revocation that
+// makes the tokens unusable, so a failure here is logged, not returned:
+// the revocation stands. What a purge cut short leaves is dead: under a
+// grant that is gone or a client that is gone for good, or a family whose
+// revocation outlives its refresh tokens (storage.FamilyRetention).
+func (s *Store) purge(ctx context.Context, prefixes ...string) {
 	for _, prefix := range prefixes {
 		err := s.inBatches(ctx, prefix, func(txn *bdb.Txn, keys []string) error {
 			return deleteIndexed(txn, prefix, keys)
 		})
 		if err != nil {
-			return err
+			s.logger.Error("deleting revoked refresh tokens failed; they stay dead and expire on their own", zap.String("index", prefix), zap.Error(err))
 		}
 	}
-	return nil
 }
 
 // deleteIndexed deletes the refresh tokens that index entries keys (under
@@ -331,7 +356,8 @@ func (s *Store) RevokeFamily(ctx context.Context, family string, until int64) er
 	if err != nil {
 		return err
 	}
-	return s.purge(ctx, prefixFamilyTokens+family+"/")
+	s.purge(ctx, prefixFamilyTokens+family+"/")
+	return nil
 }
 
 // RevokeAccessToken revokes one access token until it expires.

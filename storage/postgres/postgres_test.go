@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"sync"
 	"testing"
@@ -254,10 +255,11 @@ func TestSweepDeletesExpiredRecords(t *testing.T) {
 	}
 }
 
-// A rotation that commits while a revocation deletes its family's (or
-// client's) tokens stores a successor the deletion does not see; the
-// revocation record kills it all the same.
-func TestSuccessorStoredDuringRevocationIsDead(t *testing.T) {
+// A token stored into a family or for a client after its revocation (a
+// code exchange or rotation racing the revocation) is refused: the family
+// lock orders it after the revocation's delete, and the check sees the
+// revocation record.
+func TestTokenStoredAfterItsRevocationIsRefused(t *testing.T) {
 	s := open(t, pgtest.Start(t), Options{})
 	ctx := t.Context()
 	now := time.Now().Unix()
@@ -266,14 +268,38 @@ func TestSuccessorStoredDuringRevocationIsDead(t *testing.T) {
 	must(t, s.DeleteClient(ctx, "app", now+600))
 	for _, tc := range []struct{ name, client, family string }{{"Family", "other", "fam"}, {"Client", "app", "f2"}} {
 		hash := storage.HashSecret(tc.name)
-		must(t, s.CreateRefreshToken(ctx, hash, &storage.RefreshToken{ClientID: tc.client, Subject: "alice", ExpiresAt: now + 3600, Family: tc.family}))
-		if _, err := s.RefreshToken(ctx, hash); !errors.Is(err, storage.ErrNotFound) {
+		err := s.CreateRefreshToken(ctx, hash, &storage.RefreshToken{ClientID: tc.client, Subject: "alice", ExpiresAt: now + 3600, Family: tc.family})
+		if !errors.Is(err, storage.ErrRevoked) {
 			t.Errorf("%s: a token stored after its revocation: %v", tc.name, err)
 		}
-		r := storage.Rotation{ClientID: tc.client, At: now, NextHash: storage.HashSecret(tc.name + "next"),
-			Next: &storage.RefreshToken{ClientID: tc.client, ExpiresAt: now + 3600, Family: tc.family}}
-		if _, err := s.RotateRefreshToken(ctx, hash, r); !errors.Is(err, storage.ErrNotFound) {
-			t.Errorf("%s: rotating a token stored after its revocation: %v", tc.name, err)
+		if _, err := s.RefreshToken(ctx, hash); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("%s: the refused token was stored: %v", tc.name, err)
+		}
+	}
+}
+
+// Rotations racing a revocation of their family: whatever the order, no
+// token of the family is left in the table.
+func TestRotationRacingRevocationLeavesNoToken(t *testing.T) {
+	s := open(t, pgtest.Start(t), Options{})
+	ctx := t.Context()
+	now := time.Now().Unix()
+	for round := range 20 {
+		fam := fmt.Sprint("race", round)
+		hash := storage.HashSecret(fam)
+		must(t, s.CreateRefreshToken(ctx, hash, &storage.RefreshToken{ClientID: "app", Subject: "alice", ExpiresAt: now + 3600, Family: fam}))
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			r := storage.Rotation{ClientID: "app", At: now, NextHash: storage.HashSecret(fam + "next"),
+				Next: &storage.RefreshToken{ClientID: "app", Subject: "alice", ExpiresAt: now + 3600, Family: fam}}
+			_, _ = s.RotateRefreshToken(ctx, hash, r)
+		})
+		wg.Go(func() { must(t, s.RevokeFamily(ctx, fam, now+600)) })
+		wg.Wait()
+		var left int
+		must(t, s.pool.QueryRow(ctx, `SELECT count(*) FROM dcr_refresh_tokens WHERE family = $1`, fam).Scan(&left))
+		if left != 0 {
+			t.Fatalf("round %d: %d tokens of the revoked family left", round, left)
 		}
 	}
 }

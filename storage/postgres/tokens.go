@@ -87,11 +87,11 @@ const grantStands = `(t.grant_id = '' OR EXISTS (SELECT 1 FROM dcr_grants g
 	WHERE g.subject = t.subject AND g.client_id = t.client_id AND g.id = t.grant_id))`
 
 // refreshLive is true for a refresh token (t) that no revocation covers:
-// its grant stands, and neither its family nor its client is revoked
-// (at the unix time $2). Revoking deletes the tokens it covers in the
-// same transaction, but a rotation that committed meanwhile may have
-// stored a successor the deletion did not see; the revocation record
-// kills that one too.
+// its grant stands, and neither its family nor its client is revoked (at
+// the unix time $2). Revoking a family deletes its tokens under the
+// family's lock (lockFamily), so no token of it survives; the revocation
+// record also covers a client's tokens until the purge of a deleted
+// client's tokens is done.
 const refreshLive = grantStands + ` AND NOT EXISTS (SELECT 1 FROM dcr_revocations v
 	WHERE (v.kind, v.key) IN (('` + string(storage.RevokedFamily) + `', t.family), ('` + string(storage.RevokedClient) + `', t.client_id))
 	AND v.until >= $2)`
@@ -120,11 +120,34 @@ type querier interface {
 }
 
 // CreateRefreshToken implements storage.Store. The client need not be
-// stored (a client ID metadata document client never is).
+// stored (a client ID metadata document client never is). It holds its
+// family's lock (see lockFamily) while it checks that nothing revoked the
+// token and inserts it.
 func (s *Store) CreateRefreshToken(ctx context.Context, hash []byte, t *storage.RefreshToken) error {
-	return s.call(ctx, "storing refresh token", func(ctx context.Context) error {
-		return insertRefreshToken(ctx, s.pool, hash, t)
+	return s.tx(ctx, "storing refresh token", func(ctx context.Context, tx pgx.Tx) error {
+		if err := lockFamily(ctx, tx, t.Family); err != nil {
+			return err
+		}
+		var live bool
+		err := tx.QueryRow(ctx, `SELECT `+refreshLive+` FROM (SELECT $1::text AS subject, $3::text AS client_id,
+			$4::text AS grant_id, $5::text AS family) t`, t.Subject, s.now().Unix(), t.ClientID, t.Grant, t.Family).Scan(&live)
+		if err != nil {
+			return err
+		}
+		if !live {
+			return storage.ErrRevoked
+		}
+		return insertRefreshToken(ctx, tx, hash, t)
 	})
+}
+
+// lockFamily takes a transaction lock on a refresh token family. Storing
+// a token into a family and revoking the family both take it first, so a
+// revocation's delete sees every token stored before it, and a token
+// stored after it sees the revocation.
+func lockFamily(ctx context.Context, tx pgx.Tx, family string) error {
+	_, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('dcr-family:' || $1, 0))`, family)
+	return err
 }
 
 // RefreshToken implements storage.Store. It returns a token past its
@@ -146,6 +169,15 @@ func (s *Store) RefreshToken(ctx context.Context, hash []byte) (*storage.Refresh
 func (s *Store) RotateRefreshToken(ctx context.Context, hash []byte, r storage.Rotation) (*storage.RefreshToken, error) {
 	var old *storage.RefreshToken
 	err := s.tx(ctx, "rotating refresh token", func(ctx context.Context, tx pgx.Tx) error {
+		// The family first (a token's never changes), then the row, in
+		// the order RevokeFamily takes them.
+		var family string
+		if err := tx.QueryRow(ctx, `SELECT family FROM dcr_refresh_tokens WHERE hash = $1`, hash).Scan(&family); err != nil {
+			return err
+		}
+		if err := lockFamily(ctx, tx, family); err != nil {
+			return err
+		}
 		var err error
 		old, err = scanRefreshToken(tx.QueryRow(ctx,
 			`SELECT `+refreshColumns+` FROM dcr_refresh_tokens t WHERE t.hash = $1 AND `+refreshLive+` FOR UPDATE OF t`, hash, s.now().Unix()))
@@ -192,6 +224,9 @@ func (s *Store) RevokeFamily(ctx context.Context, family string, until int64) er
 }
 
 func revokeFamily(ctx context.Context, tx pgx.Tx, family string, until int64) error {
+	if err := lockFamily(ctx, tx, family); err != nil {
+		return err
+	}
 	if _, err := tx.Exec(ctx, `DELETE FROM dcr_refresh_tokens WHERE family = $1`, family); err != nil {
 		return err
 	}

@@ -470,6 +470,12 @@ func testRevocations(t *testing.T, s storage.Store) {
 	now := time.Now().Unix()
 	must(t, s.CreateRefreshToken(ctx, storage.HashSecret("rt"), refresh("app", "fam", "", now+3600)))
 	must(t, s.RevokeFamily(ctx, "fam", now+600))
+	must(t, s.RevokeFamily(ctx, "fam", now+300)) // a revocation never shrinks
+	// A token stored into a revoked family (a code exchange racing the
+	// revocation) is refused, not stored live.
+	if err := s.CreateRefreshToken(ctx, storage.HashSecret("late"), refresh("app", "fam", "", now+3600)); !errors.Is(err, storage.ErrRevoked) {
+		t.Fatalf("a token stored into a revoked family: %v", err)
+	}
 	if _, err := s.RefreshToken(ctx, storage.HashSecret("rt")); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("refresh token of a revoked family: %v", err)
 	}
