@@ -31,6 +31,10 @@ const maxClaimsBytes = 4 << 10
 // consentTTL is how long a consent form stays valid.
 const consentTTL = 10 * time.Minute
 
+// pageUnavailable is the page shown when the store cannot be read: the
+// request may be fine, so it is a 503, not the 400 of a bad request.
+const pageUnavailable = "This server cannot read its records right now. Try again in a moment."
+
 // authzRequest is a validated authorization request (RFC 6749 §4.1.1 with
 // PKCE, RFC 7636, and resource indicators, RFC 8707).
 type authzRequest struct {
@@ -133,11 +137,12 @@ func (s *Server) lookupClient(r *http.Request, clientID string) (*storage.Client
 		return c, u.Host, nil
 	}
 	c, err := s.store.Client(r.Context(), clientID)
-	if err != nil {
-		if !errors.Is(err, storage.ErrNotFound) {
-			s.log.Error("reading client failed", zap.String("client_id", clientID), zap.Error(err))
-		}
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
 		return nil, "", errors.New("The application is not registered with this server.")
+	case err != nil:
+		s.log.Error("reading client failed", zap.String("client_id", clientID), zap.Error(err))
+		return nil, "", errors.New(pageUnavailable)
 	}
 	return c, "", nil
 }
@@ -197,6 +202,11 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	q.Del("csrf_token")
 
 	req, aerr, page := s.parseAuthorizationRequest(r, q)
+	if page == pageUnavailable {
+		w.Header().Set("Retry-After", retryAfterSeconds)
+		s.showError(w, http.StatusServiceUnavailable, "Try again shortly", page)
+		return
+	}
 	if page != "" {
 		s.showError(w, http.StatusBadRequest, "This request cannot be authorized", page)
 		return

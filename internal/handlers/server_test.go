@@ -437,3 +437,14 @@ func TestUnavailableStoreIs503(t *testing.T) {
 	w, m = ts.form("/oauth/token", id, secret, url.Values{"grant_type": {"client_credentials"}})
 	assertOAuthJSON(t, w, m, http.StatusServiceUnavailable, "server_error")
 }
+
+// The authorization endpoint and the grants list with the store down:
+// 503, not "not registered" or a 500.
+func TestUnavailableStorePages(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	_, params := ts.publicClient("")
+	ts.srv.store = unavailableStore{ts.store}
+	if w := ts.authorize("GET", params, "alice"); w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") == "" {
+		t.Fatalf("authorize with the store down: %d", w.Code)
+	}
+}

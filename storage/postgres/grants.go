@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/jackc/pgx/v5"
 
@@ -76,6 +77,20 @@ func (s *Store) Grant(ctx context.Context, subject, clientID string) (*storage.G
 // Inserting first, and merging when the insert finds the row, also
 // settles two first grants made at once.
 func (s *Store) RecordGrant(ctx context.Context, g *storage.Grant) (*storage.Grant, error) {
+	var out *storage.Grant
+	// A grant revoked between the insert (which found it) and the select
+	// (which does not) is made anew: a second round inserts it.
+	for range 3 {
+		var err error
+		out, err = s.recordGrant(ctx, g)
+		if !errors.Is(err, storage.ErrNotFound) {
+			return out, err
+		}
+	}
+	return nil, fmt.Errorf("recording grant: %w", storage.ErrConflict)
+}
+
+func (s *Store) recordGrant(ctx context.Context, g *storage.Grant) (*storage.Grant, error) {
 	var out *storage.Grant
 	err := s.tx(ctx, "recording grant", func(ctx context.Context, tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `INSERT INTO dcr_grants (`+grantColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)

@@ -38,6 +38,7 @@ func Run(t *testing.T, open Open) {
 		{"DeleteClientTakesEverythingWithIt", testDeleteClient},
 		{"Revocations", testRevocations},
 		{"RevocationsReachThousandsOfTokens", testLargeRevocations},
+		{"RecordGrantRacingRevokeGrant", testGrantRace},
 		{"CancelledContext", testCancelled},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -553,5 +554,29 @@ func testLargeRevocations(t *testing.T, s storage.Store) {
 	}
 	if _, err := s.RefreshToken(ctx, storage.HashSecret("c9")); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("token of the deleted client: %v", err)
+	}
+}
+
+// A person re-authorizing while revoking the same grant (two tabs): the
+// authorization records a grant whatever the order, and never fails.
+func testGrantRace(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	now := time.Now().Unix()
+	for i := range 30 {
+		_, err := s.RecordGrant(ctx, &storage.Grant{ID: fmt.Sprint("a", i), Subject: "alice", ClientID: "app", Scope: "read"})
+		must(t, err)
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			if _, err := s.RecordGrant(ctx, &storage.Grant{ID: fmt.Sprint("b", i), Subject: "alice", ClientID: "app", Scope: "read"}); err != nil {
+				t.Errorf("round %d: recording a grant while it is revoked: %v", i, err)
+			}
+		})
+		wg.Go(func() {
+			if _, err := s.RevokeGrant(ctx, "alice", "app", now+600); err != nil && !errors.Is(err, storage.ErrNotFound) {
+				t.Errorf("round %d: revoking: %v", i, err)
+			}
+		})
+		wg.Wait()
+		_, _ = s.RevokeGrant(ctx, "alice", "app", now+600)
 	}
 }
