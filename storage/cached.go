@@ -126,10 +126,10 @@ func (c *Cached) maintain(ctx context.Context) {
 		watching.Wait() // the watch ends with ctx, before the store closes
 		close(c.done)
 	}()
-	if w, ok := c.Store.(RevocationWatcher); ok {
+	w, shared := c.Store.(RevocationWatcher)
+	if shared {
 		watching.Go(func() { c.watch(ctx, w) })
 	}
-	_, shared := c.Store.(RevocationWatcher)
 	ticker := time.NewTicker(resyncInterval)
 	defer ticker.Stop()
 	for {

@@ -79,3 +79,38 @@ func References(key string) int {
 	n, _ := stores.References(key)
 	return n
 }
+
+// Holder is what a dcr.storage module embeds: the reference to a shared
+// store that it takes in Provision (Hold) and lets go of in Cleanup, and
+// the Backend method that hands the store to the dcr handler.
+type Holder struct {
+	key   string // the pool key once Hold took the store
+	store *Cached
+	log   *zap.Logger
+}
+
+// Hold shares the store under key (see Share) and keeps the reference
+// until Cleanup.
+func (h *Holder) Hold(ctx context.Context, key string, options any, open func() (Store, error), log *zap.Logger) error {
+	c, err := Share(ctx, key, options, open, log)
+	if err != nil {
+		return err
+	}
+	h.key, h.store, h.log = key, c, log
+	return nil
+}
+
+// Store returns the store Hold took.
+func (h *Holder) Store() *Cached { return h.store }
+
+// Cleanup lets go of the store if Hold took it; the last user to let go
+// closes it. It is safe after a Provision that failed part way, and more
+// than once.
+func (h *Holder) Cleanup() error {
+	if h.key == "" {
+		return nil
+	}
+	key := h.key
+	h.key = ""
+	return Release(key, h.log)
+}

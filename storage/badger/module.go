@@ -6,7 +6,6 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	"go.uber.org/zap"
 
 	"github.com/caddy-dcr/caddy-dcr/storage"
 )
@@ -29,9 +28,7 @@ type Module struct {
 	// directory must agree on it. Default: false.
 	SyncWrites bool `json:"sync_writes,omitempty"`
 
-	key   string // the pool key once Provision holds the store
-	store *storage.Cached
-	log   *zap.Logger
+	storage.Holder
 }
 
 // shared are what handlers sharing a directory must agree on.
@@ -47,7 +44,7 @@ func (Module) CaddyModule() caddy.ModuleInfo {
 
 // Provision opens the database, or shares the one already open in Dir.
 func (m *Module) Provision(ctx caddy.Context) error {
-	m.log = ctx.Logger()
+	log := ctx.Logger()
 	dir := caddy.NewReplacer().ReplaceKnown(m.Dir, "")
 	if dir == "" {
 		dir = filepath.Join(caddy.AppDataDir(), "dcr")
@@ -56,29 +53,9 @@ func (m *Module) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("storage directory %s: %w", m.Dir, err)
 	}
-	key := "badger:" + dir
-	m.store, err = storage.Share(ctx, key, shared{m.SyncWrites}, func() (storage.Store, error) {
-		return Open(dir, Options{SyncWrites: m.SyncWrites, Logger: m.log})
-	}, m.log)
-	if err != nil {
-		return err
-	}
-	m.key = key
-	return nil
-}
-
-// Store returns the open store.
-func (m *Module) Store() *storage.Cached { return m.store }
-
-// Cleanup lets go of the database if Provision took it; the last handler
-// to let go closes it. It is safe after a Provision that failed part way.
-func (m *Module) Cleanup() error {
-	if m.key == "" {
-		return nil
-	}
-	key := m.key
-	m.key = ""
-	return storage.Release(key, m.log)
+	return m.Hold(ctx, "badger:"+dir, shared{m.SyncWrites}, func() (storage.Store, error) {
+		return Open(dir, Options{SyncWrites: m.SyncWrites, Logger: log})
+	}, log)
 }
 
 // UnmarshalCaddyfile sets up the module from Caddyfile tokens. Syntax:

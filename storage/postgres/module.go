@@ -40,9 +40,7 @@ type Module struct {
 	// agree on it. Default: the greater of 4 and the number of CPUs.
 	MaxConns int32 `json:"max_conns,omitempty"`
 
-	key   string // the pool key once Provision holds the store
-	store *storage.Cached
-	log   *zap.Logger
+	storage.Holder
 }
 
 // shared are what handlers sharing a DSN must agree on.
@@ -59,7 +57,7 @@ func (Module) CaddyModule() caddy.ModuleInfo {
 // Provision connects to the database, or shares the pool already open for
 // the same DSN.
 func (m *Module) Provision(ctx caddy.Context) error {
-	m.log = ctx.Logger()
+	log := ctx.Logger()
 	dsn := caddy.NewReplacer().ReplaceKnown(m.DSN, "")
 	if dsn == "" {
 		return errors.New("postgres storage: dsn is required (and was empty after replacing placeholders)")
@@ -71,15 +69,10 @@ func (m *Module) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	m.log.Info("using PostgreSQL storage", zap.String("host", cfg.Host), zap.Uint16("port", cfg.Port), zap.String("database", cfg.Database))
-	m.store, err = storage.Share(ctx, key, shared{m.MaxConns}, func() (storage.Store, error) {
-		return Open(ctx, dsn, Options{MaxConns: m.MaxConns, Logger: m.log})
-	}, m.log)
-	if err != nil {
-		return err
-	}
-	m.key = key
-	return nil
+	log.Info("using PostgreSQL storage", zap.String("host", cfg.Host), zap.Uint16("port", cfg.Port), zap.String("database", cfg.Database))
+	return m.Hold(ctx, key, shared{m.MaxConns}, func() (storage.Store, error) {
+		return Open(ctx, dsn, Options{MaxConns: m.MaxConns, Logger: log})
+	}, log)
 }
 
 // poolKey is the key of dsn's store in the pool, which the pool logs:
@@ -113,19 +106,6 @@ func fingerprint(dsn string) string {
 	return hex.EncodeToString(h.Sum(nil)[:6])
 }
 
-// Store returns the open store.
-func (m *Module) Store() *storage.Cached { return m.store }
-
-// Cleanup lets go of the pool if Provision took it; the last handler to
-// let go closes it. It is safe after a Provision that failed part way.
-func (m *Module) Cleanup() error {
-	if m.key == "" {
-		return nil
-	}
-	key := m.key
-	m.key = ""
-	return storage.Release(key, m.log)
-}
 
 // UnmarshalCaddyfile sets up the module from Caddyfile tokens. Syntax:
 //
