@@ -35,14 +35,23 @@ func (e *env) startInstance(port int, dsn string) *instance {
 // gate sends a gated request with token and returns the status.
 func gate(t *testing.T, i *instance, token string) int {
 	t.Helper()
+	status, err := gateStatus(i, token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return status
+}
+
+// gateStatus is gate for a goroutine other than the test's.
+func gateStatus(i *instance, token string) (int, error) {
 	req, _ := http.NewRequest("GET", i.url("/api"), nil)
 	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatal(err)
+		return 0, err
 	}
 	resp.Body.Close()
-	return resp.StatusCode
+	return resp.StatusCode, nil
 }
 
 // within polls until cond holds, for at most d, and reports how long it
@@ -119,10 +128,42 @@ func TestTwoInstancesShareOnePostgreSQL(t *testing.T) {
 	resp, reg = call(t, "POST", b.url("/oauth/register"), "", `{"grant_types":["client_credentials"]}`)
 	wantStatus(t, resp, reg, http.StatusCreated)
 	cfg = clientcredentials.Config{ClientID: reg["client_id"].(string), ClientSecret: reg["client_secret"].(string), TokenURL: b.url("/oauth/token")}
-	a.proc.kill()
 	tok3, err := cfg.Token(context.Background())
-	if err != nil || gate(t, b, tok3.AccessToken) != 200 {
-		t.Fatalf("B with A dead: %v", err)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Both under load (A and B alternately, as a load balancer would),
+	// A killed in the middle: B answers every request it gets.
+	stop := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		bad, n := 0, 0
+		for {
+			select {
+			case <-stop:
+				if bad > 0 {
+					done <- fmt.Errorf("B failed %d of %d requests while A died", bad, n)
+				} else {
+					done <- nil
+				}
+				return
+			default:
+			}
+			n++
+			if status, err := gateStatus(b, tok3.AccessToken); err != nil || status != 200 {
+				bad++
+			}
+			if _, err := cfg.Token(context.Background()); err != nil {
+				bad++
+			}
+		}
+	}()
+	time.Sleep(300 * time.Millisecond)
+	a.proc.kill()
+	time.Sleep(300 * time.Millisecond)
+	close(stop)
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 	a = e.startInstance(e.port, dsn)
 	if status := gate(t, a, tok3.AccessToken); status != 200 {
