@@ -132,8 +132,8 @@ func TestTwoInstancesShareOnePostgreSQL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Both under load (A and B alternately, as a load balancer would),
-	// A killed in the middle: B answers every request it gets.
+	// B under load (gated calls and token requests) while A is killed:
+	// B answers every request it gets.
 	stop := make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
