@@ -106,7 +106,6 @@ func fingerprint(dsn string) string {
 	return hex.EncodeToString(h.Sum(nil)[:6])
 }
 
-
 // UnmarshalCaddyfile sets up the module from Caddyfile tokens. Syntax:
 //
 //	storage postgres <dsn> {
