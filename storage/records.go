@@ -83,9 +83,11 @@ func (r *Rotation) Apply(t *RefreshToken) error {
 
 // WithinReuseWindow reports whether a token or code first used at the unix
 // time usedAt may be presented again at the unix time at without counting
-// as a replay, given a window in seconds (0: never).
+// as a replay, given a window in seconds (0: never). The times are whole
+// seconds, so the window is taken short rather than long: at most window
+// seconds, at least window-1.
 func WithinReuseWindow(usedAt, at, window int64) bool {
-	return window > 0 && at-usedAt <= window
+	return window > 0 && at-usedAt < window
 }
 
 // AuthCode is an issued authorization code (RFC 6749 §4.1.2), stored under
