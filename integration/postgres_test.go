@@ -2,10 +2,13 @@ package integration
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,9 +27,10 @@ func (i *instance) url(path string) string { return fmt.Sprintf("http://127.0.0.
 
 // startInstance runs testdata/pg_instance.Caddyfile on port with the
 // store at dsn.
-func (e *env) startInstance(port int, dsn string) *instance {
+func (e *env) startInstance(port int, dsn string, extra ...string) *instance {
 	e.t.Helper()
 	vars := append(append([]string(nil), e.vars...), fmt.Sprintf("DCR_TEST_PORT=%d", port), "DCR_TEST_DSN="+dsn)
+	vars = append(vars, extra...)
 	i := &instance{port: port}
 	i.proc = e.startWith("pg_instance.Caddyfile", vars, i.url("/.dcr-readiness-probe"))
 	return i
@@ -210,4 +214,56 @@ func TestTwoInstancesShareOnePostgreSQL(t *testing.T) {
 		t.Fatalf("no recovery %s after PostgreSQL came back", took)
 	}
 	assertLogsClean(t, a.proc.logs.String()+b.proc.logs.String(), cfg.ClientSecret, tok.AccessToken, tok3.AccessToken)
+}
+
+// TestSigningKeyRotationAcrossInstances: when the signing key is due for
+// rotation, the instances make one successor between them, each signs with
+// it, and each accepts the tokens of the others, old key and new.
+func TestSigningKeyRotationAcrossInstances(t *testing.T) {
+	e := newEnv(t)
+	dsn := pgtest.Start(t)
+	const rotation = "DCR_TEST_KEY_ROTATION=2s"
+	a := e.startInstance(e.port, dsn, rotation)
+	b := e.startInstance(e.port2, dsn, rotation)
+	resp, reg := call(t, "POST", a.url("/oauth/register"), "", `{"grant_types":["client_credentials"]}`)
+	wantStatus(t, resp, reg, http.StatusCreated)
+	token := func(i *instance) string {
+		cfg := clientcredentials.Config{ClientID: reg["client_id"].(string), ClientSecret: reg["client_secret"].(string), TokenURL: i.url("/oauth/token")}
+		tok, err := cfg.Token(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok.AccessToken
+	}
+	kid := func(jwt string) string {
+		header, _, _ := strings.Cut(jwt, ".")
+		b, err := base64.RawURLEncoding.DecodeString(header)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var h struct{ Kid string }
+		_ = json.Unmarshal(b, &h)
+		return h.Kid
+	}
+	old := token(a)
+	time.Sleep(2500 * time.Millisecond)
+	// Both due to rotate at once.
+	var fromA, fromB string
+	var wg sync.WaitGroup
+	wg.Go(func() { fromA = token(a) })
+	wg.Go(func() { fromB = token(b) })
+	wg.Wait()
+	if kid(fromA) == kid(old) || kid(fromA) != kid(fromB) {
+		t.Fatalf("keys: old %s, A now %s, B now %s; want one new key for both", kid(old), kid(fromA), kid(fromB))
+	}
+	for _, i := range []*instance{a, b} {
+		for name, tok := range map[string]string{"old key": old, "A's new key": fromA, "B's new key": fromB} {
+			if status := gate(t, i, tok); status != 200 {
+				t.Errorf("instance %d refuses a token of %s: %d", i.port, name, status)
+			}
+		}
+		if keys := len(getJSON(t, i.url("/oauth/jwks"))["keys"].([]any)); keys != 2 {
+			t.Errorf("instance %d publishes %d keys, want the old and the one new", i.port, keys)
+		}
+	}
 }
