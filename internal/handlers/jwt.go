@@ -209,8 +209,15 @@ func (k *keyRing) reload(ctx context.Context, rotate bool) error {
 			}
 			sk := &storage.SigningKey{ID: randomString(12), Private: raw, CreatedAt: now.Unix()}
 			// Of several instances rotating at once, one stores its
-			// key; the others take it.
-			added, err := k.store.AddSigningKey(ctx, sk, now.Add(-k.rotateAfter).Unix())
+			// key; the others take it. The condition is "no key newer
+			// than the newest this instance read": a threshold computed
+			// from the clock would, in whole seconds, disagree with the
+			// test above for up to a second.
+			var newerThan int64
+			if len(keys) > 0 {
+				newerThan = keys[len(keys)-1].CreatedAt + 1
+			}
+			added, err := k.store.AddSigningKey(ctx, sk, newerThan)
 			if err != nil {
 				return fmt.Errorf("storing signing key: %w", err)
 			}
