@@ -96,6 +96,11 @@ func Open(dir string, opts Options) (*Store, error) {
 		WithValueThreshold(64 << 10).
 		WithValueLogFileSize(16 << 20).
 		WithCompactL0OnClose(true)
+	// Tables of 1 MiB at every level, not doubling per level: right after
+	// a burst of registrations, compaction's table builders (up to 8 at
+	// once, each buffering twice its table) were most of the heap. There
+	// is no With method for it.
+	bopts.TableSizeMultiplier = 1
 	if opts.InMemory {
 		bopts = bopts.WithDir("").WithValueDir("")
 	} else {
