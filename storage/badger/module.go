@@ -44,7 +44,10 @@ func (Module) CaddyModule() caddy.ModuleInfo {
 
 // Provision opens the database, or shares the one already open in Dir.
 func (m *Module) Provision(ctx caddy.Context) error {
-	log := ctx.Logger()
+	// The store outlives this config (it is shared across reloads), so
+	// it logs to Caddy's default logger, not this config's, which is
+	// closed when the config is unloaded.
+	log := caddy.Log().Named("dcr.storage.badger")
 	dir := caddy.NewReplacer().ReplaceKnown(m.Dir, "")
 	if dir == "" {
 		dir = filepath.Join(caddy.AppDataDir(), "dcr")

@@ -57,7 +57,10 @@ func (Module) CaddyModule() caddy.ModuleInfo {
 // Provision connects to the database, or shares the pool already open for
 // the same DSN.
 func (m *Module) Provision(ctx caddy.Context) error {
-	log := ctx.Logger()
+	// The store outlives this config (it is shared across reloads), so
+	// it logs to Caddy's default logger, not this config's, which is
+	// closed when the config is unloaded.
+	log := caddy.Log().Named("dcr.storage.postgres")
 	dsn := caddy.NewReplacer().ReplaceKnown(m.DSN, "")
 	if dsn == "" {
 		return errors.New("postgres storage: dsn is required (and was empty after replacing placeholders)")
