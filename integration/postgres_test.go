@@ -173,6 +173,11 @@ func TestTwoInstancesShareOnePostgreSQL(t *testing.T) {
 	if status := gate(t, a, tok3.AccessToken); status != 200 {
 		t.Fatalf("restarted A: %d", status)
 	}
+	// C refuses rather than miss a revocation (fail_closed).
+	c := e.startInstance(e.port3, dsn, "DCR_TEST_FAIL_CLOSED=fail_closed")
+	if status := gate(t, c, tok3.AccessToken); status != 200 {
+		t.Fatalf("C: %d", status)
+	}
 
 	// PostgreSQL down: the token endpoint answers 503 with Retry-After,
 	// the gate keeps accepting the token it knows; back up: service
@@ -207,11 +212,17 @@ func TestTwoInstancesShareOnePostgreSQL(t *testing.T) {
 	if status := gate(t, b, tok3.AccessToken); status != 200 {
 		t.Fatalf("the gate with PostgreSQL down: %d", status)
 	}
+	if took, ok := within(5*time.Second, func() bool { return gate(t, c, tok3.AccessToken) == http.StatusServiceUnavailable }); !ok {
+		t.Fatalf("the fail_closed gate still accepts %s after PostgreSQL went down", took)
+	}
 	if err := cluster.Start(); err != nil {
 		t.Fatal(err)
 	}
 	if took, ok := within(15*time.Second, func() bool { return tokenReq().StatusCode == 200 }); !ok {
 		t.Fatalf("no recovery %s after PostgreSQL came back", took)
+	}
+	if took, ok := within(15*time.Second, func() bool { return gate(t, c, tok3.AccessToken) == 200 }); !ok {
+		t.Fatalf("the fail_closed gate still refuses %s after PostgreSQL came back", took)
 	}
 	assertLogsClean(t, a.proc.logs.String()+b.proc.logs.String(), cfg.ClientSecret, tok.AccessToken, tok3.AccessToken)
 }
