@@ -3,6 +3,7 @@ package storage_test
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -120,5 +121,51 @@ func TestCachedCurrent(t *testing.T) {
 	<-w.resyncs
 	if !up.Current() {
 		t.Fatal("a shared store whose watch is up is not current")
+	}
+}
+
+// flaky is a shared store whose watch fails its first attempts, as a
+// connection lost to a restarting database does, then works.
+type flaky struct {
+	storage.Store
+	attempts atomic.Int32
+	fail     int32
+}
+
+func (f *flaky) WatchRevocations(ctx context.Context, fn func(storage.Revocation), resync func()) error {
+	if f.attempts.Add(1) <= f.fail {
+		return errors.New("connection refused")
+	}
+	resync()
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// After a lost watch the view reconnects, reloads everything (catching
+// what was revoked while it was down) and is current again.
+func TestCachedReconnectsAndReloads(t *testing.T) {
+	ctx := t.Context()
+	f := &flaky{Store: open(t), fail: 2}
+	c, err := storage.NewCached(ctx, f, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// Revoked while the watch is down: only a reload can see it.
+	if err := f.Store.RevokeAccessToken(ctx, "missed", time.Now().Add(time.Hour).Unix()); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !c.Current() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not current after %d attempts", f.attempts.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if revoked, _ := c.Revoked(ctx, "missed", "", "", ""); !revoked {
+		t.Fatal("a revocation made while the watch was down was not reloaded")
+	}
+	if n := f.attempts.Load(); n < 3 {
+		t.Fatalf("%d attempts, want the two failures and a success", n)
 	}
 }
