@@ -294,9 +294,19 @@ func (s *Server) showRedirectError(w http.ResponseWriter, r *http.Request, req *
 	if e.Description != "" {
 		msg += ": " + e.Description
 	}
+	// The link names where it goes, so that the person can tell an
+	// application from a look-alike before following it.
+	linkText := "Return to the application"
+	if u, err := url.Parse(req.redirectURI); err == nil {
+		dest := u.Scheme + ":"
+		if u.Host != "" {
+			dest = asciiHost(u.Host)
+		}
+		linkText += " at " + dest
+	}
 	s.renderPage(w, http.StatusBadRequest, "message.html", message{
 		Title: "This request cannot be authorized", Message: msg + ".",
-		Link: link, LinkText: "Return to the application",
+		Link: link, LinkText: linkText,
 	})
 }
 

@@ -411,7 +411,7 @@ func TestNoUnaskedRedirectToUntrustedClients(t *testing.T) {
 			t.Fatalf("user %q: %d, Location %q", user, w.Code, w.Header().Get("Location"))
 		}
 		if !strings.Contains(body, `href="https://evil.example/phish?error=unsupported_response_type`) ||
-			!strings.Contains(body, "only response_type=code is supported") {
+			!strings.Contains(body, "only response_type=code is supported") || !strings.Contains(body, "Return to the application at evil.example") {
 			t.Fatalf("user %q: the page lacks the error or the link:\n%s", user, body)
 		}
 	}
