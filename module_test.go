@@ -15,13 +15,6 @@ import (
 	"github.com/caddy-dcr/caddy-dcr/storage"
 )
 
-func newContext(t *testing.T) caddy.Context {
-	t.Helper()
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	t.Cleanup(cancel)
-	return ctx
-}
-
 func TestValidate(t *testing.T) {
 	cases := []struct {
 		name string

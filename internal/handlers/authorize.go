@@ -296,17 +296,9 @@ func (s *Server) showRedirectError(w http.ResponseWriter, r *http.Request, req *
 	}
 	// The link names where it goes, so that the person can tell an
 	// application from a look-alike before following it.
-	linkText := "Return to the application"
-	if u, err := url.Parse(req.redirectURI); err == nil {
-		dest := u.Scheme + ":"
-		if u.Host != "" {
-			dest = asciiHost(u.Host)
-		}
-		linkText += " at " + dest
-	}
 	s.renderPage(w, http.StatusBadRequest, "message.html", message{
 		Title: "This request cannot be authorized", Message: msg + ".",
-		Link: link, LinkText: linkText,
+		Link: link, LinkText: "Return to the application at " + redirectDestination(req.redirectURI),
 	})
 }
 
@@ -354,10 +346,6 @@ func (s *Server) showConsent(w http.ResponseWriter, r *http.Request, req *authzR
 			hidden = append(hidden, hiddenField{k, v})
 		}
 	}
-	redirectHost := req.redirectURI
-	if u, err := url.Parse(req.redirectURI); err == nil && u.Host != "" {
-		redirectHost = asciiHost(u.Host)
-	}
 	site := r.Host
 	if u, err := url.Parse(req.audience); err == nil && u.Host != "" {
 		site = u.Host
@@ -370,11 +358,21 @@ func (s *Server) showConsent(w http.ResponseWriter, r *http.Request, req *authzR
 		"Host":         asciiHost(req.host),
 		"User":         user,
 		"Scopes":       strings.Fields(req.scope),
-		"RedirectHost": redirectHost,
+		"RedirectHost": redirectDestination(req.redirectURI),
 		"Action":       s.cfg.AuthorizationPath,
 		"Hidden":       hidden,
 		"CSRF":         s.csrfToken(user, req.params),
 	})
+}
+
+// redirectDestination is where a redirect URI sends the person, as shown
+// to them: its host in ASCII, or the whole URI for a native app's
+// private-use scheme, which has none.
+func redirectDestination(uri string) string {
+	if u, err := url.Parse(uri); err == nil && u.Host != "" {
+		return asciiHost(u.Host)
+	}
+	return uri
 }
 
 // asciiHost shows a host name as its ASCII (punycode) form, so that a
