@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
@@ -150,6 +151,16 @@ func (s *Server) serveGated(w http.ResponseWriter, r *http.Request, next caddyht
 // receive no identity header at all, which an upstream may read as "an
 // internal call".
 func (s *Server) unlistProtected(h http.Header, conn []string) {
+	if !slices.ContainsFunc(conn, func(v string) bool {
+		for opt := range strings.SplitSeq(v, ",") {
+			if s.isProtectedHeader(strings.TrimSpace(opt)) {
+				return true
+			}
+		}
+		return false
+	}) {
+		return // the usual case ("keep-alive", "close"): nothing to rebuild
+	}
 	kept := make([]string, 0, len(conn))
 	for _, v := range conn {
 		var b strings.Builder
