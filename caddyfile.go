@@ -1,6 +1,7 @@
 package caddydcr
 
 import (
+	"slices"
 	"strconv"
 
 	"github.com/caddyserver/caddy/v2"
@@ -66,10 +67,20 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    client_id_metadata_documents on|off
 //	    metadata_document_hosts <host...>
 //	    metadata_document_allow_private
+//	    registration_limit <burst> <window>|off
+//	    registration_limit_exempt <ip|cidr...>
+//	    max_clients <n>
+//	    unused_client_ttl <duration>|off
+//	    idle_client_ttl <duration>|off
+//	    allowed_grant_types <grant_type...>
+//	    allowed_redirect_schemes <scheme...>
+//	    allowed_redirect_hosts <host...>
+//	    public_clients on|off
 //	}
 //
 // initial_access_token, scopes_supported, require_scope, trusted_client,
-// resource_server, claim and metadata_document_hosts may be repeated;
+// resource_server, claim, metadata_document_hosts,
+// registration_limit_exempt and the allowed_* lists may be repeated;
 // their values add up. Every other subdirective may appear once.
 //
 // storage names a dcr.storage module and its options; storage <dir> (a
@@ -251,6 +262,12 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			h.MaxBodySize = int64(size)
 		default:
+			if slices.Contains(limitSubdirectives, name) {
+				if err := h.unmarshalLimit(d); err != nil {
+					return err
+				}
+				break
+			}
 			return d.Errf("unrecognized dcr subdirective %q", name)
 		}
 	}

@@ -164,6 +164,9 @@ type Handler struct {
 	// private addresses. Default: false.
 	MetadataDocumentAllowPrivate bool `json:"metadata_document_allow_private,omitempty"`
 
+	// Limits bound registration and the clients kept (see Limits).
+	Limits
+
 	server *handlers.Server
 	logger *zap.Logger
 }
@@ -204,6 +207,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		w := caddy.Duration(handlers.DefaultRefreshReuseWindow)
 		h.RefreshReuseWindow = &w
 	}
+	h.provisionLimits()
 	if err := h.validate(); err != nil {
 		return err
 	}
@@ -256,6 +260,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		CodeTTL:             time.Duration(h.CodeTTL),
 		Claims:              h.Claims,
 		MetadataDocuments:   documents,
+		Limits:              h.handlerLimits(),
 		Logger:              h.logger,
 	}.WithDefaults())
 	if err != nil {
@@ -340,7 +345,7 @@ func (h *Handler) validate() error {
 	if h.MaxBodySize < 0 {
 		return fmt.Errorf("max_body_size must not be negative")
 	}
-	return nil
+	return h.validateLimits()
 }
 
 func ptrValue[T any](p *T) (v T) {

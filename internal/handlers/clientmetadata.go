@@ -177,6 +177,11 @@ func compactJSON(raw json.RawMessage) json.RawMessage {
 type metadataPolicy struct {
 	// scopes lists the scopes a client may register; nil allows any.
 	scopes []string
+	// grantTypes, redirectSchemes, redirectHosts and noPublicClients
+	// are the operator's registration policy (see Limits and
+	// checkOperatorPolicy); nil allows any.
+	grantTypes, redirectSchemes, redirectHosts []string
+	noPublicClients                            bool
 }
 
 // validateMetadata applies the server's defaults to m and checks it against
@@ -281,7 +286,7 @@ func (pol metadataPolicy) validateMetadata(m *storage.Metadata) *Error {
 		return err
 	}
 	m.Scope = scope
-	return nil
+	return pol.checkOperatorPolicy(m)
 }
 
 // checkScope validates a space-delimited scope (RFC 6749 §3.3), drops

@@ -28,6 +28,7 @@ var (
 	// RFC 6749 §4.1.2.1.
 	ErrAccessDenied            = &Error{Code: "access_denied", Status: http.StatusForbidden}
 	ErrUnsupportedResponseType = &Error{Code: "unsupported_response_type", Status: http.StatusBadRequest}
+	ErrTemporarilyUnavailable  = &Error{Code: "temporarily_unavailable", Status: http.StatusServiceUnavailable}
 
 	// RFC 8707 §2.
 	ErrInvalidTarget = &Error{Code: "invalid_target", Status: http.StatusBadRequest}

@@ -85,7 +85,7 @@ func (s *Server) issueSecret(c *storage.Client, secret string) string {
 
 // serveRegister is the client registration endpoint of RFC 7591 §3.
 func (s *Server) serveRegister(w http.ResponseWriter, r *http.Request) {
-	if !allowMethods(w, r, http.MethodPost) {
+	if !allowMethods(w, r, http.MethodPost) || !s.registrationAllowed(w, r) {
 		return
 	}
 	// RFC 7591 §3: an initial access token, when required, is a bearer

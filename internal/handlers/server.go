@@ -97,6 +97,8 @@ type Config struct {
 	// MetadataDocuments configures client ID metadata documents; nil
 	// turns them off.
 	MetadataDocuments *MetadataDocumentConfig
+	// Limits bound registration and what it may register.
+	Limits Limits
 	// Logger receives the handlers' logs. Default: no-op.
 	Logger *zap.Logger
 	// Now is the clock. Default: time.Now.
@@ -112,6 +114,7 @@ type Server struct {
 	issuerPath string   // the path of cfg.Issuer, without a trailing slash
 	iatHashes  [][]byte // hashes of cfg.InitialAccessTokens
 	policy     metadataPolicy
+	limiter    *rateLimiter // nil: registration is not rate limited
 	log        *zap.Logger
 	now        func() time.Time
 
@@ -197,11 +200,14 @@ func New(ctx context.Context, store storage.Store, cfg Config) (*Server, error) 
 		return nil, errors.New("no store")
 	}
 	s := &Server{
-		store:  store,
-		cfg:    cfg,
-		policy: metadataPolicy{scopes: cfg.ScopesSupported},
-		log:    cfg.Logger,
-		now:    cfg.Now,
+		store: store,
+		cfg:   cfg,
+		policy: metadataPolicy{scopes: cfg.ScopesSupported, grantTypes: cfg.Limits.AllowedGrantTypes,
+			redirectSchemes: cfg.Limits.AllowedRedirectSchemes, redirectHosts: cfg.Limits.AllowedRedirectHosts,
+			noPublicClients: cfg.Limits.NoPublicClients},
+		limiter: cfg.Limits.limiter(),
+		log:     cfg.Logger,
+		now:     cfg.Now,
 	}
 	if cfg.Issuer != "" {
 		u, err := url.Parse(cfg.Issuer)
