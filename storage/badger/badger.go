@@ -45,6 +45,11 @@ type Options struct {
 	// Default: 10 minutes.
 	GCInterval time.Duration
 
+	// CompactInterval is how often the tables are compacted whole, which
+	// drops every version deleted or expired since (Badger's own
+	// compactions drop them only as its levels fill). Default: 6 hours.
+	CompactInterval time.Duration
+
 	// Logger receives Badger's own logs and the store's. Default: no-op.
 	Logger *zap.Logger
 }
@@ -77,6 +82,9 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	if opts.GCInterval <= 0 {
 		opts.GCInterval = 10 * time.Minute
+	}
+	if opts.CompactInterval <= 0 {
+		opts.CompactInterval = 6 * time.Hour
 	}
 	bopts := bdb.DefaultOptions(dir).
 		WithLogger(badgerLogger{opts.Logger.Sugar()}).
@@ -120,7 +128,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	s := &Store{db: db, logger: opts.Logger, stop: make(chan struct{})}
 	s.wg.Add(1)
-	go s.maintain(opts.GCInterval, !opts.InMemory)
+	go s.maintain(opts.GCInterval, opts.CompactInterval, !opts.InMemory)
 	return s, nil
 }
 
@@ -136,16 +144,24 @@ func (s *Store) Close() error {
 	return err
 }
 
-// maintain runs value-log GC (on disk) every interval until Close. It is
-// owned by the Store and stopped by its Close.
-func (s *Store) maintain(interval time.Duration, gc bool) {
+// maintain runs value-log GC (on disk) every interval and compacts the
+// tables every compactInterval, until Close. It is owned by the Store and
+// stopped by its Close.
+func (s *Store) maintain(interval, compactInterval time.Duration, gc bool) {
 	defer s.wg.Done()
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
+	compaction := time.NewTicker(compactInterval)
+	defer compaction.Stop()
 	for {
 		select {
 		case <-s.stop:
 			return
+		case <-compaction.C:
+			if err := s.compact(); err != nil {
+				s.logger.Warn("compacting the database failed", zap.Error(err))
+			}
+			continue
 		case <-ticker.C:
 		}
 		if !gc {
@@ -441,3 +457,21 @@ func (l badgerLogger) Errorf(f string, a ...any)   { l.s.Errorf(strings.TrimSpac
 func (l badgerLogger) Warningf(f string, a ...any) { l.s.Warnf(strings.TrimSpace(f), a...) }
 func (l badgerLogger) Infof(f string, a ...any)    { l.s.Debugf(strings.TrimSpace(f), a...) }
 func (l badgerLogger) Debugf(f string, a ...any)   { l.s.Debugf(strings.TrimSpace(f), a...) }
+
+// compact rewrites the LSM tree into one level, which drops the versions
+// that were deleted, replaced or expired, then collects the value log.
+func (s *Store) compact() error {
+	if err := s.db.Flatten(1); err != nil {
+		return fmt.Errorf("compacting: %w", err)
+	}
+	for {
+		err := s.db.RunValueLogGC(0.5)
+		if err == nil {
+			continue
+		}
+		if errors.Is(err, bdb.ErrNoRewrite) || errors.Is(err, bdb.ErrRejected) || errors.Is(err, bdb.ErrGCInMemoryMode) {
+			return nil
+		}
+		return fmt.Errorf("collecting the value log: %w", err)
+	}
+}
