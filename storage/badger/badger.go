@@ -25,6 +25,7 @@ import (
 const (
 	prefixClient            = "c/" // c/<client id> -> Client JSON
 	prefixRegistrationToken = "r/" // r/<hex sha256 of token> -> client id
+	prefixInitialToken      = "i/" // i/<id> -> InitialAccessToken JSON
 )
 
 // maxConflictRetries bounds how often a write that lost a race with a
@@ -245,12 +246,16 @@ type clientRecord struct {
 	RegistrationTokenHash []byte                     `json:"registration_token_hash"`
 	Metadata              metadataFields             `json:"metadata"`
 	Extra                 map[string]json.RawMessage `json:"extra,omitempty"`
+	Origin                string                     `json:"origin,omitempty"`
+	LastUsedAt            int64                      `json:"last_used_at,omitempty"`
+	Settings              storage.ClientSettings     `json:"settings"`
 }
 
 func encodeClient(c *storage.Client) ([]byte, error) {
 	rec := clientRecord{
 		ID: c.ID, IssuedAt: c.IssuedAt, SecretHash: c.SecretHash, SecretExpiresAt: c.SecretExpiresAt,
 		RegistrationTokenHash: c.RegistrationTokenHash, Metadata: metadataFields(c.Metadata), Extra: c.Metadata.Extra,
+		Origin: c.Origin, LastUsedAt: c.LastUsedAt, Settings: c.Settings,
 	}
 	return json.Marshal(&rec)
 }
@@ -265,6 +270,7 @@ func decodeClient(b []byte) (*storage.Client, error) {
 	return &storage.Client{
 		ID: rec.ID, IssuedAt: rec.IssuedAt, SecretHash: rec.SecretHash, SecretExpiresAt: rec.SecretExpiresAt,
 		RegistrationTokenHash: rec.RegistrationTokenHash, Metadata: m,
+		Origin: rec.Origin, LastUsedAt: rec.LastUsedAt, Settings: rec.Settings,
 	}, nil
 }
 
@@ -309,19 +315,46 @@ func putClient(txn *bdb.Txn, c *storage.Client) error {
 
 // CreateClient implements storage.Store.
 func (s *Store) CreateClient(ctx context.Context, c *storage.Client) error {
-	return s.update(ctx, func(txn *bdb.Txn) error {
-		_, err := txn.Get(clientKey(c.ID))
-		if err == nil {
-			return storage.ErrExists
-		}
-		if !errors.Is(err, bdb.ErrKeyNotFound) {
+	return s.update(ctx, func(txn *bdb.Txn) error { return createClient(txn, c) })
+}
+
+func createClient(txn *bdb.Txn, c *storage.Client) error {
+	_, err := txn.Get(clientKey(c.ID))
+	if err == nil {
+		return storage.ErrExists
+	}
+	if !errors.Is(err, bdb.ErrKeyNotFound) {
+		return err
+	}
+	if err := putClient(txn, c); err != nil {
+		return err
+	}
+	return txn.Set(registrationTokenKey(c.RegistrationTokenHash), []byte(c.ID))
+}
+
+// updateClient applies fn to the stored client and stores the result.
+func (s *Store) updateClient(ctx context.Context, id string, fn func(c *storage.Client)) (*storage.Client, error) {
+	var c *storage.Client
+	err := s.update(ctx, func(txn *bdb.Txn) error {
+		var err error
+		if c, err = getClient(txn, id); err != nil {
 			return err
 		}
-		if err := putClient(txn, c); err != nil {
-			return err
-		}
-		return txn.Set(registrationTokenKey(c.RegistrationTokenHash), []byte(c.ID))
+		fn(c)
+		return putClient(txn, c)
 	})
+	return c, err
+}
+
+// SetClientSettings implements storage.Store.
+func (s *Store) SetClientSettings(ctx context.Context, id string, settings storage.ClientSettings) (*storage.Client, error) {
+	return s.updateClient(ctx, id, func(c *storage.Client) { c.Settings = settings })
+}
+
+// TouchClient implements storage.Store.
+func (s *Store) TouchClient(ctx context.Context, id string, at int64) error {
+	_, err := s.updateClient(ctx, id, func(c *storage.Client) { c.LastUsedAt = max(c.LastUsedAt, at) })
+	return err
 }
 
 // Client implements storage.Store.
@@ -366,7 +399,9 @@ func (s *Store) ReplaceClient(ctx context.Context, c *storage.Client, tokenHash 
 		if subtle.ConstantTimeCompare(old.RegistrationTokenHash, tokenHash) != 1 {
 			return storage.ErrConflict
 		}
-		if err := putClient(txn, c); err != nil {
+		kept := *c
+		kept.Origin, kept.LastUsedAt, kept.Settings = old.Origin, old.LastUsedAt, old.Settings
+		if err := putClient(txn, &kept); err != nil {
 			return err
 		}
 		if string(old.RegistrationTokenHash) != string(c.RegistrationTokenHash) {
