@@ -246,6 +246,16 @@ func (c *Cached) DeleteClient(ctx context.Context, id string, until int64) error
 	return c.Store.DeleteClient(ctx, id, until)
 }
 
+// ReapClients implements Store; the reaped clients' revocations take
+// effect in memory once the store reports them.
+func (c *Cached) ReapClients(ctx context.Context, p ReapPolicy) ([]string, error) {
+	ids, err := c.Store.ReapClients(ctx, p)
+	for _, id := range ids {
+		c.add(Revocation{RevokedClient, id, p.Until}) // forgets the cached client too
+	}
+	return ids, err
+}
+
 type cachedClient struct {
 	client *Client // nil: no such client
 	read   time.Time

@@ -94,6 +94,17 @@ type Store interface {
 	// id given as cursor ("" for the start). It returns the cursor for
 	// the next page, "" when there is none.
 	Clients(ctx context.Context, cursor string, limit int) (clients []*Client, next string, err error)
+	// CountClients returns how many clients are stored. It is cheap (no
+	// scan of the clients): registration asks it when max_clients is
+	// set.
+	CountClients(ctx context.Context) (int, error)
+	// ReapClients removes up to p.Limit clients that p selects (see
+	// ReapPolicy), oldest first, and returns their ids. Each is removed
+	// as DeleteClient removes one, atomically with the check that
+	// selected it, so a client used meanwhile stays. Processes sharing
+	// the store may reap at the same time: each client is removed once,
+	// and a process may find nothing to do while another reaps.
+	ReapClients(ctx context.Context, p ReapPolicy) ([]string, error)
 
 	// CreateInitialAccessToken stores t; ErrExists if its id is taken.
 	CreateInitialAccessToken(ctx context.Context, t *InitialAccessToken) error

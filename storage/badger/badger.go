@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bdb "github.com/dgraph-io/badger/v4"
@@ -59,9 +60,13 @@ type Options struct {
 type Store struct {
 	db     *bdb.DB
 	logger *zap.Logger
-	stop   chan struct{}
-	wg     sync.WaitGroup
-	close  sync.Once
+	// clients counts the stored clients (CountClients): counted at Open,
+	// then moved by every committed creation and removal. Badger's lock
+	// keeps every other process out, so the count is exact.
+	clients atomic.Int64
+	stop    chan struct{}
+	wg      sync.WaitGroup
+	close   sync.Once
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -128,6 +133,12 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("opening storage %s: %w", dir, err)
 	}
 	s := &Store{db: db, logger: opts.Logger, stop: make(chan struct{})}
+	n, err := s.countClients()
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("counting clients in %s: %w", dir, err)
+	}
+	s.clients.Store(n)
 	s.wg.Add(1)
 	go s.maintain(opts.GCInterval, opts.CompactInterval, !opts.InMemory)
 	return s, nil
@@ -159,6 +170,9 @@ func (s *Store) maintain(interval, compactInterval time.Duration, gc bool) {
 		case <-s.stop:
 			return
 		case <-compaction.C:
+			if err := s.sweepOrphans(context.Background()); err != nil {
+				s.logger.Warn("removing the grants of deleted clients failed", zap.Error(err))
+			}
 			if err := s.compact(); err != nil {
 				s.logger.Warn("compacting the database failed", zap.Error(err))
 			}
@@ -315,7 +329,11 @@ func putClient(txn *bdb.Txn, c *storage.Client) error {
 
 // CreateClient implements storage.Store.
 func (s *Store) CreateClient(ctx context.Context, c *storage.Client) error {
-	return s.update(ctx, func(txn *bdb.Txn) error { return createClient(txn, c) })
+	err := s.update(ctx, func(txn *bdb.Txn) error { return createClient(txn, c) })
+	if err == nil {
+		s.clients.Add(1)
+	}
+	return err
 }
 
 func createClient(txn *bdb.Txn, c *storage.Client) error {
@@ -421,27 +439,64 @@ func (s *Store) DeleteClient(ctx context.Context, id string, until int64) error 
 		if err != nil {
 			return err
 		}
-		if err := txn.Delete(registrationTokenKey(c.RegistrationTokenHash)); err != nil {
-			return err
-		}
-		if err := revoke(txn, prefixRevokedClient, id, until); err != nil {
-			return err
-		}
-		return txn.Delete(clientKey(id))
+		return deleteClient(txn, c, until)
 	})
 	if err != nil {
 		return err
 	}
-	// Revoked from here on (a deleted client's tokens are dead); what
-	// hangs on the client is removed in batches, however much there is.
+	s.clients.Add(-1)
+	s.purgeClient(ctx, id)
+	return nil
+}
+
+// deleteClient deletes c, its registration token's index entry, and
+// revokes its tokens until the unix time until; purgeClient removes the
+// rest once that committed.
+func deleteClient(txn *bdb.Txn, c *storage.Client, until int64) error {
+	if err := txn.Delete(registrationTokenKey(c.RegistrationTokenHash)); err != nil {
+		return err
+	}
+	if err := revoke(txn, prefixRevokedClient, c.ID, until); err != nil {
+		return err
+	}
+	return txn.Delete(clientKey(c.ID))
+}
+
+// purgeClient removes what hangs on a deleted client, in batches, however
+// much there is: its tokens are revoked already, so this is cleanup, and
+// what a failure leaves is removed by sweepOrphans or expires.
+func (s *Store) purgeClient(ctx context.Context, id string) {
 	s.purge(ctx, prefixClientTokens+id+"/")
-	err = s.inBatches(ctx, prefixClientGrants+id+"/", func(txn *bdb.Txn, keys []string) error {
+	err := s.inBatches(ctx, prefixClientGrants+id+"/", func(txn *bdb.Txn, keys []string) error {
 		return deleteClientGrants(txn, id, keys)
 	})
 	if err != nil {
 		s.logger.Error("deleting a deleted client's grants failed", zap.String("client_id", id), zap.Error(err))
 	}
-	return nil
+}
+
+// countClients counts the client records, reading keys only.
+func (s *Store) countClients() (int64, error) {
+	var n int64
+	err := s.db.View(func(txn *bdb.Txn) error {
+		opts := bdb.DefaultIteratorOptions
+		opts.Prefix, opts.PrefetchValues = []byte(prefixClient), false
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			n++
+		}
+		return nil
+	})
+	return n, err
+}
+
+// CountClients implements storage.Store from the count kept in memory.
+func (s *Store) CountClients(ctx context.Context) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	return int(s.clients.Load()), nil
 }
 
 // Clients implements storage.Store.

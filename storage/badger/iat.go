@@ -73,7 +73,7 @@ func (s *Store) DeleteInitialAccessToken(ctx context.Context, id string) error {
 // comparing every stored hash in constant time rather than through an
 // index keyed by the hash.
 func (s *Store) CreateClientWithInitialAccessToken(ctx context.Context, c *storage.Client, hash []byte, at int64) error {
-	return s.update(ctx, func(txn *bdb.Txn) error {
+	err := s.update(ctx, func(txn *bdb.Txn) error {
 		all, err := scanTxn[storage.InitialAccessToken](txn, prefixInitialToken)
 		if err != nil {
 			return err
@@ -93,4 +93,8 @@ func (s *Store) CreateClientWithInitialAccessToken(ctx context.Context, c *stora
 		}
 		return createClient(txn, c)
 	})
+	if err == nil {
+		s.clients.Add(1)
+	}
+	return err
 }

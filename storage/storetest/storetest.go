@@ -44,6 +44,9 @@ func Run(t *testing.T, open Open) {
 		{"RevocationsReachThousandsOfTokens", testLargeRevocations},
 		{"RecordGrantRacingRevokeGrant", testGrantRace},
 		{"CancelledContext", testCancelled},
+		{"CountClients", testCountClients},
+		{"ReapClients", testReapClients},
+		{"ReapersRacing", testReapRace},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t)

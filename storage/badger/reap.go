@@ -1,0 +1,161 @@
+package badger
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"strings"
+
+	bdb "github.com/dgraph-io/badger/v4"
+	"go.uber.org/zap"
+
+	"github.com/caddy-dcr/caddy-dcr/storage"
+)
+
+// ReapClients implements storage.Store. The clients are read in one pass
+// and the ones p selects are removed oldest first, each in a transaction
+// of its own that reads the client again and checks its refresh tokens
+// and grants: a client touched meanwhile (TouchClient rewrites the
+// record, which makes the two transactions conflict) is kept.
+func (s *Store) ReapClients(ctx context.Context, p storage.ReapPolicy) ([]string, error) {
+	var candidates []*storage.Client
+	err := s.view(ctx, func(txn *bdb.Txn) error {
+		opts := bdb.DefaultIteratorOptions
+		opts.Prefix = []byte(prefixClient)
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var c *storage.Client
+			err := it.Item().Value(func(b []byte) (err error) {
+				c, err = decodeClient(b)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			if p.Selects(c) {
+				candidates = append(candidates, c)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	sort.Slice(candidates, func(i, j int) bool {
+		a, b := candidates[i], candidates[j]
+		return a.IssuedAt < b.IssuedAt || a.IssuedAt == b.IssuedAt && a.ID < b.ID
+	})
+	var reaped []string
+	for _, c := range candidates {
+		if len(reaped) == p.BatchLimit() {
+			break
+		}
+		removed, err := s.reapClient(ctx, c.ID, &p)
+		if err != nil {
+			return reaped, err
+		}
+		if removed {
+			reaped = append(reaped, c.ID)
+		}
+	}
+	return reaped, nil
+}
+
+// reapClient removes the client id if p still selects it, as DeleteClient
+// does, and reports whether it did.
+func (s *Store) reapClient(ctx context.Context, id string, p *storage.ReapPolicy) (bool, error) {
+	var removed bool
+	err := s.update(ctx, func(txn *bdb.Txn) error {
+		removed = false
+		c, err := getClient(txn, id)
+		if errors.Is(err, storage.ErrNotFound) {
+			return nil // removed meanwhile
+		}
+		if err != nil || !p.Selects(c) {
+			return err
+		}
+		if live, err := hasLiveRefreshToken(txn, id, p.Now); err != nil || live {
+			return err
+		}
+		if p.NeedsNoGrant(c) {
+			if grants, err := keysUnder(txn, prefixClientGrants+id+"/", 1); err != nil || len(grants) > 0 {
+				return err
+			}
+		}
+		removed = true
+		return deleteClient(txn, c, p.Until)
+	})
+	if err != nil || !removed {
+		return false, err
+	}
+	s.clients.Add(-1)
+	s.purgeClient(ctx, id)
+	return true, nil
+}
+
+// hasLiveRefreshToken reports whether the client holds a refresh token that
+// expires after now.
+func hasLiveRefreshToken(txn *bdb.Txn, clientID string, now int64) (bool, error) {
+	prefix := prefixClientTokens + clientID + "/"
+	opts := bdb.DefaultIteratorOptions
+	opts.Prefix, opts.PrefetchValues = []byte(prefix), false
+	it := txn.NewIterator(opts)
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		key := string(it.Item().Key())
+		var t storage.RefreshToken
+		err := getJSON(txn, []byte(prefixRefreshToken+key[len(prefix):]), &t)
+		if errors.Is(err, storage.ErrNotFound) {
+			continue // the index entry outlived its token
+		}
+		if err != nil {
+			return false, err
+		}
+		if t.ExpiresAt > now {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// sweepOrphans removes the grants of clients that are gone: DeleteClient
+// removes them after its commit, and a failure or a crash in between
+// leaves them behind. A client ID metadata document client (its id an
+// https URL) is never stored, so its grants are not orphans.
+func (s *Store) sweepOrphans(ctx context.Context) error {
+	var orphans []string // client ids
+	err := s.view(ctx, func(txn *bdb.Txn) error {
+		opts := bdb.DefaultIteratorOptions
+		opts.Prefix, opts.PrefetchValues = []byte(prefixClientGrants), false
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		last := ""
+		for it.Rewind(); it.Valid(); it.Next() {
+			key := string(it.Item().Key())[len(prefixClientGrants):]
+			i := strings.LastIndexByte(key, '/')
+			if i < 0 {
+				continue
+			}
+			id := key[:i]
+			if id == last || strings.HasPrefix(id, "https://") {
+				continue
+			}
+			last = id
+			if _, err := txn.Get(clientKey(id)); errors.Is(err, bdb.ErrKeyNotFound) {
+				orphans = append(orphans, id)
+			} else if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, id := range orphans {
+		s.logger.Debug("removing the grants of a deleted client", zap.String("client_id", id))
+		s.purgeClient(ctx, id)
+	}
+	return nil
+}
