@@ -41,6 +41,10 @@ type Cached struct {
 
 	mu      sync.RWMutex
 	revoked map[RevocationKind]map[string]int64 // kind -> key -> until
+	// disabled holds the ids of disabled clients (ClientSettings), whose
+	// tokens Revoked refuses while they are: this process's own changes
+	// at once, other processes' at the next resync.
+	disabled map[string]struct{}
 
 	clientsMu sync.Mutex
 	clients   map[string]cachedClient
@@ -60,7 +64,7 @@ func NewCached(ctx context.Context, s Store, log *zap.Logger) (*Cached, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	c := &Cached{Store: s, log: log, now: time.Now, revoked: map[RevocationKind]map[string]int64{},
+	c := &Cached{Store: s, log: log, now: time.Now, revoked: map[RevocationKind]map[string]int64{}, disabled: map[string]struct{}{},
 		clients: map[string]cachedClient{}, done: make(chan struct{})}
 	_, shared := s.(RevocationWatcher)
 	c.following.Store(!shared)
@@ -88,6 +92,9 @@ func (c *Cached) add(r Revocation) {
 		c.forgetClient(r.Key)
 	}
 	c.mu.Lock()
+	if r.Kind == RevokedClient {
+		delete(c.disabled, r.Key) // deleted: the revocation refuses its tokens
+	}
 	if m := c.revoked[r.Kind]; m != nil && m[r.Key] < r.Until {
 		m[r.Key] = r.Until
 	}
@@ -102,6 +109,17 @@ func (c *Cached) resync(ctx context.Context) error {
 	for _, r := range all {
 		c.add(r)
 	}
+	ids, err := c.Store.DisabledClients(ctx)
+	if err != nil {
+		return err
+	}
+	disabled := make(map[string]struct{}, len(ids))
+	for _, id := range ids {
+		disabled[id] = struct{}{}
+	}
+	c.mu.Lock()
+	c.disabled = disabled
+	c.mu.Unlock()
 	return nil
 }
 
@@ -197,7 +215,8 @@ func (c *Cached) Revoked(_ context.Context, jti, clientID, family, grant string)
 			return true, nil
 		}
 	}
-	return false, nil
+	_, disabled := c.disabled[clientID]
+	return disabled, nil
 }
 
 // The revoking writes take effect in the view before the store is asked:
@@ -323,9 +342,27 @@ func (c *Cached) CreateClientWithInitialAccessToken(ctx context.Context, cl *Cli
 // SetClientSettings implements Store; the cached copy is dropped first.
 func (c *Cached) SetClientSettings(ctx context.Context, id string, s ClientSettings) (*Client, error) {
 	c.forgetClient(id)
+	if s.Disabled {
+		// Refused from before the write, so that no token is accepted
+		// once the caller hears the client is disabled.
+		c.setDisabled(id, true)
+	}
 	cl, err := c.Store.SetClientSettings(ctx, id, s)
 	c.forgetClient(id)
+	if err == nil {
+		c.setDisabled(id, cl.Settings.Disabled)
+	}
 	return cl, err
+}
+
+func (c *Cached) setDisabled(id string, disabled bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if disabled {
+		c.disabled[id] = struct{}{}
+	} else {
+		delete(c.disabled, id)
+	}
 }
 
 // TouchClient implements Store; the cached copy is dropped, so that the

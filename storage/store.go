@@ -105,6 +105,10 @@ type Store interface {
 	// the store may reap at the same time: each client is removed once,
 	// and a process may find nothing to do while another reaps.
 	ReapClients(ctx context.Context, p ReapPolicy) ([]string, error)
+	// DisabledClients returns the ids of the clients whose settings
+	// disable them, for an in-memory view to load: the token gate
+	// refuses their tokens (see Cached).
+	DisabledClients(ctx context.Context) ([]string, error)
 
 	// CreateInitialAccessToken stores t; ErrExists if its id is taken.
 	CreateInitialAccessToken(ctx context.Context, t *InitialAccessToken) error

@@ -159,3 +159,19 @@ func (s *Store) sweepOrphans(ctx context.Context) error {
 	}
 	return nil
 }
+
+// DisabledClients implements storage.Store by reading every client; it is
+// asked when the store is opened.
+func (s *Store) DisabledClients(ctx context.Context) ([]string, error) {
+	var ids []string
+	err := s.view(ctx, func(txn *bdb.Txn) error {
+		clients, err := scanTxn[clientRecord](txn, prefixClient)
+		for _, c := range clients {
+			if c.Settings.Disabled {
+				ids = append(ids, c.ID)
+			}
+		}
+		return err
+	})
+	return ids, err
+}

@@ -89,3 +89,18 @@ func (s *Store) ReapClients(ctx context.Context, p storage.ReapPolicy) ([]string
 	}
 	return ids, nil
 }
+
+// DisabledClients implements storage.Store, through a partial index of the
+// disabled clients (migration 0003): it is asked at every resync.
+func (s *Store) DisabledClients(ctx context.Context) ([]string, error) {
+	var ids []string
+	err := s.call(ctx, "listing disabled clients", func(ctx context.Context) error {
+		rows, err := s.pool.Query(ctx, `SELECT id FROM dcr_clients WHERE (settings->>'disabled')::boolean`)
+		if err != nil {
+			return err
+		}
+		ids, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		return err
+	})
+	return ids, err
+}

@@ -185,3 +185,33 @@ func testReapRace(t *testing.T, s storage.Store) {
 	}
 	countIs(t, s, 0)
 }
+
+func testDisabledClients(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	for _, id := range []string{"a", "b", "c"} {
+		must(t, s.CreateClient(ctx, NewClient(id)))
+	}
+	list := func() []string {
+		t.Helper()
+		ids, err := s.DisabledClients(ctx)
+		must(t, err)
+		sort.Strings(ids)
+		return ids
+	}
+	if ids := list(); len(ids) != 0 {
+		t.Fatalf("disabled before any was: %v", ids)
+	}
+	_, err := s.SetClientSettings(ctx, "b", storage.ClientSettings{Disabled: true})
+	must(t, err)
+	_, err = s.SetClientSettings(ctx, "c", storage.ClientSettings{Disabled: true, Scope: "read"})
+	must(t, err)
+	if ids := list(); !slices.Equal(ids, []string{"b", "c"}) {
+		t.Fatalf("disabled: %v", ids)
+	}
+	_, err = s.SetClientSettings(ctx, "c", storage.ClientSettings{Scope: "read"})
+	must(t, err)
+	must(t, s.DeleteClient(ctx, "b", time.Now().Unix()+60))
+	if ids := list(); len(ids) != 0 {
+		t.Fatalf("disabled after enabling and deleting: %v", ids)
+	}
+}

@@ -47,6 +47,7 @@ func Run(t *testing.T, open Open) {
 		{"CountClients", testCountClients},
 		{"ReapClients", testReapClients},
 		{"ReapersRacing", testReapRace},
+		{"DisabledClients", testDisabledClients},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t)
