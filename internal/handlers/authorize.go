@@ -143,6 +143,8 @@ func (s *Server) lookupClient(r *http.Request, clientID string) (*storage.Client
 	case err != nil:
 		s.log.Error("reading client failed", zap.String("client_id", clientID), zap.Error(err))
 		return nil, "", errors.New(pageUnavailable)
+	case c.Settings.Disabled:
+		return nil, "", errors.New("The application is disabled on this server.")
 	}
 	return c, "", nil
 }

@@ -32,6 +32,10 @@ func (s *Server) authenticateRegistration(w http.ResponseWriter, r *http.Request
 		s.internalError(w, "reading client", id, err)
 		return nil, nil, false
 	}
+	if c.Settings.Disabled {
+		disabledRegistration(w)
+		return nil, nil, false
+	}
 	return c, hash, true
 }
 

@@ -132,6 +132,10 @@ func (s *Server) authenticateClient(w http.ResponseWriter, r *http.Request) (*st
 		s.writeClientError(w, ErrInvalidClient.WithDescription("client authentication failed"), r)
 		return nil, false
 	}
+	if c.Settings.Disabled {
+		s.writeClientError(w, errClientDisabled, r)
+		return nil, false
+	}
 	return c, true
 }
 

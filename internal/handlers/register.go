@@ -90,7 +90,15 @@ func (s *Server) serveRegister(w http.ResponseWriter, r *http.Request) {
 	}
 	// RFC 7591 §3: an initial access token, when required, is a bearer
 	// token; a request without a valid one gets RFC 6750's 401.
-	if !s.initialAccessGranted(r) {
+	granted, presented, runtime, iat := s.initialAccess(r)
+	if granted && runtime {
+		var err error
+		if granted, err = s.runtimeTokenUsable(r.Context(), iat); err != nil {
+			s.internalError(w, "reading initial access tokens", "", err)
+			return
+		}
+	}
+	if !granted {
 		challenge(w, "registration requires a valid initial access token")
 		return
 	}
@@ -99,8 +107,14 @@ func (s *Server) serveRegister(w http.ResponseWriter, r *http.Request) {
 		writeError(w, oerr)
 		return
 	}
+	if !s.roomForClient(w, r) {
+		return
+	}
 
 	c := &storage.Client{IssuedAt: s.now().Unix(), Metadata: req.meta}
+	if presented {
+		c.Origin = storage.OriginInitialAccessToken
+	}
 	secret := s.issueSecret(c, newSecret())
 	token := newSecret()
 	c.RegistrationTokenHash = storage.HashSecret(token)
@@ -109,9 +123,19 @@ func (s *Server) serveRegister(w http.ResponseWriter, r *http.Request) {
 	// and a collision only costs a new draw.
 	for range 3 {
 		c.ID = newClientID()
-		if err = s.store.CreateClient(r.Context(), c); !errors.Is(err, storage.ErrExists) {
+		if runtime {
+			// Counts one use of the token, in the same write.
+			err = s.store.CreateClientWithInitialAccessToken(r.Context(), c, storage.HashSecret(iat), c.IssuedAt)
+		} else {
+			err = s.store.CreateClient(r.Context(), c)
+		}
+		if !errors.Is(err, storage.ErrExists) {
 			break
 		}
+	}
+	if runtime && errors.Is(err, storage.ErrNotFound) {
+		challenge(w, "registration requires a valid initial access token")
+		return
 	}
 	if err != nil {
 		s.internalError(w, "registering client", c.ID, err)

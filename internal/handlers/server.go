@@ -434,20 +434,26 @@ func challenge(w http.ResponseWriter, desc string) {
 	writeJSON(w, http.StatusUnauthorized, ErrInvalidToken.WithDescription(desc))
 }
 
-// initialAccessGranted reports whether the request may register: either
-// registration is open, or it carries one of the initial access tokens.
-// Every configured token is compared, in constant time, whatever matches.
-func (s *Server) initialAccessGranted(r *http.Request) bool {
-	if len(s.iatHashes) == 0 {
-		return true
-	}
-	token, ok := bearerToken(r)
+// initialAccess decides whether the request may register, and how. A
+// request carrying a bearer token presents an initial access token (RFC
+// 7591 §3): one of the configured ones (static, every one compared in
+// constant time), or else, it is assumed, one created at run time, which
+// the registration itself counts (runtime). Without a token, a request
+// may register only while registration is open (no configured tokens).
+func (s *Server) initialAccess(r *http.Request) (ok, presented, runtime bool, token string) {
+	token, presented = bearerToken(r)
 	got := storage.HashSecret(token)
 	match := 0
 	for _, want := range s.iatHashes {
 		match |= subtle.ConstantTimeCompare(got, want)
 	}
-	return ok && match == 1
+	switch {
+	case presented && match == 1:
+		return true, true, false, token
+	case presented:
+		return true, true, true, token
+	}
+	return len(s.iatHashes) == 0, false, false, ""
 }
 
 // The longest token and code lifetimes any handler may have.

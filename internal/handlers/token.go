@@ -73,6 +73,7 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		s.internalError(w, "issuing tokens", client.ID, err)
 		return
 	}
+	s.recordUse(r.Context(), client)
 	if ce := s.log.Check(zapcore.DebugLevel, "tokens issued"); ce != nil {
 		ce.Write(zap.String("client_id", client.ID), zap.String("grant_type", grant), zap.String("scope", resp.Scope))
 	}
@@ -147,7 +148,7 @@ func (s *Server) grantRefreshToken(r *http.Request, c *storage.Client, aud strin
 	next := newSecret()
 	successor := &storage.RefreshToken{
 		ClientID: c.ID, Subject: old.Subject, Scope: old.Scope, Audience: old.Audience,
-		IssuedAt: now.Unix(), ExpiresAt: now.Add(s.cfg.RefreshTokenTTL).Unix(),
+		IssuedAt: now.Unix(), ExpiresAt: now.Add(s.refreshTTL(c)).Unix(),
 		Family: old.Family, Grant: old.Grant, Claims: old.Claims,
 	}
 	_, err = s.store.RotateRefreshToken(ctx, hash, storage.Rotation{
@@ -227,7 +228,7 @@ func (s *Server) grantAuthorizationCode(r *http.Request, c *storage.Client, aud 
 	if slices.Contains(c.Metadata.GrantTypes, grantRefreshToken) {
 		refresh = &storage.RefreshToken{
 			ClientID: c.ID, Subject: ac.Subject, Scope: ac.Scope, Audience: ac.Audience,
-			IssuedAt: now.Unix(), ExpiresAt: now.Add(s.cfg.RefreshTokenTTL).Unix(),
+			IssuedAt: now.Unix(), ExpiresAt: now.Add(s.refreshTTL(c)).Unix(),
 			Family: ac.Family, Grant: ac.Grant, Claims: ac.Claims,
 		}
 	}
@@ -262,17 +263,23 @@ type issued struct {
 // issueTokens signs an access token and, when refresh is not nil, stores
 // the refresh token described by it under a new value.
 func (s *Server) issueTokens(r *http.Request, c *storage.Client, t issued, refresh *storage.RefreshToken) (*tokenResponse, error) {
+	scope, oerr := allowedScope(c, t.scope)
+	if oerr != nil {
+		return nil, oerr
+	}
+	t.scope = scope
 	now := s.now()
+	ttl := s.accessTTL(c)
 	claims := &accessClaims{
 		Issuer: s.issuer(r), Subject: t.subject, Audience: audience{t.audience},
-		IssuedAt: now.Unix(), Expiry: now.Add(s.cfg.AccessTokenTTL).Unix(),
+		IssuedAt: now.Unix(), Expiry: now.Add(ttl).Unix(),
 		ID: randomString(16), ClientID: c.ID, Scope: t.scope, Family: t.family, Grant: t.grant, Extra: t.claims,
 	}
 	at, err := s.keys.sign(r.Context(), claims)
 	if err != nil {
 		return nil, fmt.Errorf("signing access token: %w", err)
 	}
-	resp := &tokenResponse{AccessToken: at, TokenType: "Bearer", ExpiresIn: int64(s.cfg.AccessTokenTTL / time.Second), Scope: t.scope}
+	resp := &tokenResponse{AccessToken: at, TokenType: "Bearer", ExpiresIn: int64(ttl / time.Second), Scope: t.scope}
 	if refresh != nil {
 		value := newSecret()
 		err := s.store.CreateRefreshToken(r.Context(), storage.HashSecret(value), refresh)

@@ -1,0 +1,162 @@
+package handlers
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddy-dcr/caddy-dcr/storage"
+)
+
+// A disabled client gets invalid_client wherever it authenticates, its
+// access tokens are refused by the gate, and it works again once enabled.
+func TestDisabledClientIsRefusedEverywhere(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	m := ts.register(`{"grant_types":["client_credentials"]}`)
+	id, secret, rat := m["client_id"].(string), m["client_secret"].(string), m["registration_access_token"].(string)
+	access := ts.clientCredentialsToken(id, secret, "")
+	if code, _ := ts.gated("/api", "Bearer "+access); code != http.StatusTeapot {
+		t.Fatalf("gate before disabling: %d", code)
+	}
+	if _, err := ts.store.SetClientSettings(t.Context(), id, storage.ClientSettings{Disabled: true}); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, tc := range []struct {
+		name, path string
+		form       url.Values
+	}{
+		{"token", "/oauth/token", url.Values{"grant_type": {"client_credentials"}}},
+		{"introspection", "/oauth/introspect", url.Values{"token": {access}}},
+		{"revocation", "/oauth/revoke", url.Values{"token": {access}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w, body := ts.form(tc.path, id, secret, tc.form)
+			assertOAuthJSON(t, w, body, http.StatusUnauthorized, "invalid_client")
+			if !strings.Contains(w.Header().Get("WWW-Authenticate"), "Basic") {
+				t.Errorf("no Basic challenge: %v", w.Header())
+			}
+		})
+	}
+	t.Run("client configuration", func(t *testing.T) {
+		for _, method := range []string{"GET", "PUT", "DELETE"} {
+			w, body := ts.do(method, "/oauth/register/"+id, rat, "application/json", `{"client_id":"`+id+`","grant_types":["client_credentials"]}`)
+			assertOAuthJSON(t, w, body, http.StatusUnauthorized, "invalid_client")
+		}
+		if _, err := ts.store.Client(t.Context(), id); err != nil {
+			t.Fatalf("a disabled client deleted itself: %v", err)
+		}
+	})
+	t.Run("gate", func(t *testing.T) {
+		if code, _ := ts.gated("/api", "Bearer "+access); code != http.StatusUnauthorized {
+			t.Fatalf("gate: %d", code)
+		}
+	})
+	t.Run("authorization", func(t *testing.T) {
+		pid, params := ts.publicClient("")
+		if _, err := ts.store.SetClientSettings(t.Context(), pid, storage.ClientSettings{Disabled: true}); err != nil {
+			t.Fatal(err)
+		}
+		w := ts.authorize("GET", params, "alice")
+		if w.Code != http.StatusBadRequest || w.Header().Get("Location") != "" || !strings.Contains(w.Body.String(), "disabled") {
+			t.Fatalf("authorize: %d %v %s", w.Code, w.Header(), w.Body)
+		}
+	})
+
+	if _, err := ts.store.SetClientSettings(t.Context(), id, storage.ClientSettings{}); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := ts.gated("/api", "Bearer "+access); code != http.StatusTeapot {
+		t.Fatalf("gate after enabling: %d", code)
+	}
+	ts.clientCredentialsToken(id, secret, "")
+}
+
+// The operator's lifetimes shorten the tokens issued (never lengthen
+// them), and the operator's scopes narrow them.
+func TestClientSettingsNarrowWhatIsIssued(t *testing.T) {
+	ts := newTestServer(t, Config{RefreshTokenTTL: 24 * time.Hour})
+	id, secret := ts.machineClient(`,"scope":"read write admin"`)
+	set := func(s storage.ClientSettings) {
+		t.Helper()
+		if _, err := ts.store.SetClientSettings(t.Context(), id, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	token := func(scope string) (*int, map[string]any) {
+		t.Helper()
+		v := url.Values{"grant_type": {"client_credentials"}}
+		if scope != "" {
+			v.Set("scope", scope)
+		}
+		w, m := ts.form("/oauth/token", id, secret, v)
+		return &w.Code, m
+	}
+	set(storage.ClientSettings{AccessTokenTTL: 60, Scope: "read write"})
+	code, m := token("")
+	if *code != http.StatusOK || m["expires_in"] != float64(60) || m["scope"] != "read write" {
+		t.Fatalf("narrowed: %d %v", *code, m)
+	}
+	code, m = token("admin")
+	if *code != http.StatusBadRequest || m["error"] != "invalid_scope" {
+		t.Fatalf("a scope the operator does not allow: %d %v", *code, m)
+	}
+	code, m = token("read admin")
+	if *code != http.StatusOK || m["scope"] != "read" {
+		t.Fatalf("partly allowed: %d %v", *code, m)
+	}
+	set(storage.ClientSettings{AccessTokenTTL: 7 * 24 * 3600})
+	if code, m = token(""); *code != http.StatusOK || m["expires_in"] != float64(3600) {
+		t.Fatalf("a longer lifetime than the server's: %d %v", *code, m)
+	}
+
+	// Refresh tokens, through the authorization code flow.
+	pid, params := ts.publicClient("")
+	if _, err := ts.store.SetClientSettings(t.Context(), pid, storage.ClientSettings{RefreshTokenTTL: 3600, AccessTokenTTL: 120}); err != nil {
+		t.Fatal(err)
+	}
+	_, q := redirectParams(t, ts.approve(ts.authorize("GET", params, "alice"), "alice", "approve"))
+	w, body := ts.exchange(pid, q.Get("code"), testVerifier, "http://127.0.0.1:4000/cb")
+	if w.Code != http.StatusOK || body["expires_in"] != float64(120) {
+		t.Fatalf("exchange: %d %v", w.Code, body)
+	}
+	rt, err := ts.store.RefreshToken(t.Context(), storage.HashSecret(body["refresh_token"].(string)))
+	if err != nil || rt.ExpiresAt != ts.clock.Add(time.Hour).Unix() {
+		t.Fatalf("refresh token lifetime: %+v %v", rt, err)
+	}
+}
+
+// The token endpoint records a client's use, at most once per
+// touchGranularity, so that issuing tokens is not a write each time.
+func TestTokenEndpointRecordsUseCoarsely(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	id, secret := ts.machineClient("")
+	lastUsed := func() int64 {
+		t.Helper()
+		c, err := ts.store.Client(t.Context(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.LastUsedAt
+	}
+	if lastUsed() != 0 {
+		t.Fatal("a new client has a last use")
+	}
+	ts.clientCredentialsToken(id, secret, "")
+	first := ts.clock.Unix()
+	if lastUsed() != first {
+		t.Fatalf("last use %d, want %d", lastUsed(), first)
+	}
+	ts.clock = ts.clock.Add(touchGranularity - time.Minute)
+	ts.clientCredentialsToken(id, secret, "")
+	if lastUsed() != first {
+		t.Fatalf("recorded again within the granularity: %d", lastUsed())
+	}
+	ts.clock = ts.clock.Add(2 * time.Minute)
+	ts.clientCredentialsToken(id, secret, "")
+	if lastUsed() != ts.clock.Unix() {
+		t.Fatalf("not recorded after the granularity: %d", lastUsed())
+	}
+}

@@ -1,0 +1,122 @@
+package handlers
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/caddy-dcr/caddy-dcr/storage"
+)
+
+func (ts *testServer) clientCount() int {
+	ts.t.Helper()
+	n, err := ts.store.CountClients(ts.t.Context())
+	if err != nil {
+		ts.t.Fatal(err)
+	}
+	return n
+}
+
+// At max_clients, registration makes room by reaping the oldest clients
+// that never got a token (and are reapable, and old enough not to be in
+// their first authorization); when there are none, it refuses with 503
+// and stores nothing.
+func TestMaxClients(t *testing.T) {
+	ts := newTestServer(t, Config{Limits: Limits{MaxClients: 3}})
+	body := `{"grant_types":["client_credentials"]}`
+	unused := ts.register(body)["client_id"].(string)
+	ts.clock = ts.clock.Add(time.Minute)
+	usedID, usedSecret := ts.machineClient("")
+	ts.clientCredentialsToken(usedID, usedSecret, "")
+	ts.clock = ts.clock.Add(time.Minute)
+	young := ts.register(body)["client_id"].(string)
+
+	// Full, and the unused client is too young to reap.
+	w, m := ts.do("POST", "/oauth/register", "", "application/json", body)
+	assertOAuthJSON(t, w, m, http.StatusServiceUnavailable, "temporarily_unavailable")
+	if w.Header().Get("Retry-After") == "" {
+		t.Error("no Retry-After")
+	}
+	if n := ts.clientCount(); n != 3 {
+		t.Fatalf("%d clients after a refusal", n)
+	}
+
+	// Later the oldest unused one makes room; the used one stays.
+	ts.clock = ts.clock.Add(maxClientsReapAge)
+	w, m = ts.do("POST", "/oauth/register", "", "application/json", body)
+	assertOAuthJSON(t, w, m, http.StatusCreated, "")
+	if _, err := ts.store.Client(t.Context(), unused); err == nil {
+		t.Error("the oldest unused client was not reaped")
+	}
+	for _, id := range []string{usedID, young} {
+		if _, err := ts.store.Client(t.Context(), id); err != nil {
+			t.Errorf("%s was reaped: %v", id, err)
+		}
+	}
+	if n := ts.clientCount(); n != 3 {
+		t.Fatalf("%d clients, max 3", n)
+	}
+
+	// Clients the operator keeps are not reaped to make room.
+	ts.clock = ts.clock.Add(time.Hour)
+	keep := true
+	for _, id := range []string{young, m["client_id"].(string)} {
+		if _, err := ts.store.SetClientSettings(t.Context(), id, storage.ClientSettings{Keep: &keep}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w, m = ts.do("POST", "/oauth/register", "", "application/json", body)
+	assertOAuthJSON(t, w, m, http.StatusServiceUnavailable, "temporarily_unavailable")
+}
+
+// A run-time initial access token registers a client that is kept (not
+// reapable), counts a use only for a registration that succeeds, and
+// stops working when used up; a static one (initial_access_token) still
+// works and its clients are kept too.
+func TestRegistrationWithInitialAccessTokens(t *testing.T) {
+	ts := newTestServer(t, Config{InitialAccessTokens: []string{"static-token-value"}})
+	ctx := t.Context()
+	if err := ts.store.CreateInitialAccessToken(ctx, &storage.InitialAccessToken{
+		ID: "t1", Hash: storage.HashSecret("runtime-token-value"), CreatedAt: ts.clock.Unix(), MaxUses: 1,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	good := `{"grant_types":["client_credentials"]}`
+
+	// Bad metadata: refused, and the use is not counted.
+	w, m := ts.do("POST", "/oauth/register", "runtime-token-value", "application/json", `{"grant_types":["password"]}`)
+	assertOAuthJSON(t, w, m, http.StatusBadRequest, "invalid_client_metadata")
+
+	w, m = ts.do("POST", "/oauth/register", "runtime-token-value", "application/json", good)
+	assertOAuthJSON(t, w, m, http.StatusCreated, "")
+	c, err := ts.store.Client(ctx, m["client_id"].(string))
+	if err != nil || c.Origin != storage.OriginInitialAccessToken || c.Reapable() {
+		t.Fatalf("client of a run-time token: %+v %v", c, err)
+	}
+	tokens, err := ts.store.InitialAccessTokens(ctx)
+	if err != nil || len(tokens) != 1 || tokens[0].Uses != 1 {
+		t.Fatalf("uses: %+v %v", tokens, err)
+	}
+
+	before := ts.clientCount()
+	for _, token := range []string{"runtime-token-value", "not-a-token", ""} {
+		w, m = ts.do("POST", "/oauth/register", token, "application/json", good)
+		assertOAuthJSON(t, w, m, http.StatusUnauthorized, "invalid_token")
+	}
+	if n := ts.clientCount(); n != before {
+		t.Fatalf("refused registrations stored %d clients", n-before)
+	}
+
+	w, m = ts.do("POST", "/oauth/register", "static-token-value", "application/json", good)
+	assertOAuthJSON(t, w, m, http.StatusCreated, "")
+	if c, err := ts.store.Client(ctx, m["client_id"].(string)); err != nil || c.Origin != storage.OriginInitialAccessToken {
+		t.Fatalf("client of the static token: %+v %v", c, err)
+	}
+
+	// Open registration: no token makes a dynamic client.
+	open := newTestServer(t, Config{})
+	m = open.register(good)
+	if c, err := open.store.Client(ctx, m["client_id"].(string)); err != nil || c.Origin != storage.OriginDynamic || !c.Reapable() {
+		t.Fatalf("client of open registration: %+v %v", c, err)
+	}
+}
