@@ -169,6 +169,10 @@ type Handler struct {
 
 	server *handlers.Server
 	logger *zap.Logger
+	// reaper is the store's, shared; reaperKey is set once a share of it
+	// was taken, so that Cleanup lets go only of what Provision took.
+	reaper    *reaper
+	reaperKey string
 }
 
 // CaddyModule returns the Caddy module information.
@@ -263,6 +267,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		Limits:              h.handlerLimits(),
 		Logger:              h.logger,
 	}.WithDefaults())
+	if err != nil {
+		return err
+	}
+	h.reaper, h.reaperKey, err = joinReaper(store, h,
+		reapTTLs{unused: time.Duration(*h.UnusedClientTTL), idle: time.Duration(*h.IdleClientTTL)}, h.logger.Named("reaper"))
 	if err != nil {
 		return err
 	}
@@ -436,6 +445,18 @@ func (h *Handler) loadStorage(ctx caddy.Context) (storage.Store, error) {
 	return backend.Store(), nil
 }
 
+// Cleanup lets go of the handler's share of its store's reaper; Caddy
+// lets go of the store itself with the storage module.
+func (h *Handler) Cleanup() error {
+	if h.reaperKey == "" {
+		return nil
+	}
+	h.reaper.leave(h)
+	_, err := reapers.Delete(h.reaperKey)
+	h.reaperKey = ""
+	return err
+}
+
 // ServeHTTP serves the OAuth endpoints and passes other requests on.
 func (h Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	return h.server.ServeHTTP(w, r, next)
@@ -445,6 +466,7 @@ func (h Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 var (
 	_ caddy.Provisioner           = (*Handler)(nil)
 	_ caddy.Validator             = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 	_ caddyfile.Unmarshaler       = (*Handler)(nil)
 )

@@ -1,0 +1,138 @@
+package caddydcr
+
+import (
+	"strconv"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/caddy-dcr/caddy-dcr/storage"
+	"github.com/caddy-dcr/caddy-dcr/storage/badger"
+	"github.com/caddy-dcr/caddy-dcr/storage/storetest"
+)
+
+func TestReaperTTLsOfSeveralHandlers(t *testing.T) {
+	h := time.Hour
+	for _, tc := range []struct {
+		name string
+		ttls []reapTTLs
+		want reapTTLs
+	}{
+		{"none", nil, reapTTLs{}},
+		{"one", []reapTTLs{{24 * h, 90 * 24 * h}}, reapTTLs{24 * h, 90 * 24 * h}},
+		{"the longest applies", []reapTTLs{{24 * h, 90 * 24 * h}, {48 * h, 30 * 24 * h}}, reapTTLs{48 * h, 90 * 24 * h}},
+		{"off wins", []reapTTLs{{24 * h, 0}, {0, 30 * 24 * h}}, reapTTLs{0, 0}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &reaper{handlers: map[*Handler]reapTTLs{}}
+			for _, ttl := range tc.ttls {
+				r.handlers[new(Handler)] = ttl
+			}
+			if got := r.ttls(); got != tc.want {
+				t.Fatalf("%+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+// A reaper pass removes the clients that went unused or idle too long,
+// in batches, and keeps the rest.
+func TestReaperRemovesUnusedAndIdleClients(t *testing.T) {
+	db, err := badger.Open("", badger.Options{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := storage.NewCached(t.Context(), db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	now := time.Now()
+	add := func(id string, issued, lastUsed time.Time, origin string) {
+		t.Helper()
+		c := storetest.NewClient(id)
+		c.IssuedAt, c.Origin = issued.Unix(), origin
+		if !lastUsed.IsZero() {
+			c.LastUsedAt = lastUsed.Unix()
+		}
+		if err := store.CreateClient(t.Context(), c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	day := 24 * time.Hour
+	// More unused clients than one batch.
+	for i := range storage.MaxReapBatch + 20 {
+		add("unused-"+strconv.Itoa(i), now.Add(-2*day), time.Time{}, storage.OriginDynamic)
+	}
+	add("unused-young", now.Add(-time.Hour), time.Time{}, storage.OriginDynamic)
+	add("idle", now.Add(-200*day), now.Add(-100*day), storage.OriginDynamic)
+	add("active", now.Add(-200*day), now.Add(-day), storage.OriginDynamic)
+	add("unused-with-token", now.Add(-2*day), time.Time{}, storage.OriginInitialAccessToken)
+
+	r := &reaper{store: store, log: zap.NewNop(), now: func() time.Time { return now }, handlers: map[*Handler]reapTTLs{}}
+	r.handlers[new(Handler)] = reapTTLs{unused: day, idle: 90 * day}
+	if n := r.reap(t.Context()); n != storage.MaxReapBatch+21 {
+		t.Fatalf("reaped %d", n)
+	}
+	for _, id := range []string{"unused-young", "active", "unused-with-token"} {
+		if _, err := store.Client(t.Context(), id); err != nil {
+			t.Errorf("%s: %v", id, err)
+		}
+	}
+	if n, _ := store.CountClients(t.Context()); n != 3 {
+		t.Fatalf("%d clients left", n)
+	}
+	if n := r.reap(t.Context()); n != 0 {
+		t.Fatalf("a second pass reaped %d", n)
+	}
+}
+
+// Handlers on one store share one reaper, which stops when the last lets
+// go.
+func TestReaperIsSharedPerStore(t *testing.T) {
+	db, err := badger.Open("", badger.Options{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := storage.NewCached(t.Context(), db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	a, b := new(Handler), new(Handler)
+	ra, keyA, err := joinReaper(store, a, reapTTLs{unused: time.Hour}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.reaper, a.reaperKey = ra, keyA
+	rb, keyB, err := joinReaper(store, b, reapTTLs{unused: 2 * time.Hour}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.reaper, b.reaperKey = rb, keyB
+	if ra != rb || keyA != keyB {
+		t.Fatal("two reapers for one store")
+	}
+	if got := ra.ttls(); got.unused != 2*time.Hour {
+		t.Fatalf("ttls %+v", got)
+	}
+	if err := a.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Cleanup(); err != nil {
+		t.Fatalf("second cleanup: %v", err)
+	}
+	select {
+	case <-ra.done:
+		t.Fatal("stopped while a handler still uses it")
+	default:
+	}
+	if err := b.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	<-ra.done // stopped
+	if err := new(Handler).Cleanup(); err != nil {
+		t.Fatalf("cleanup without provision: %v", err)
+	}
+}
