@@ -16,7 +16,8 @@ import (
 // revocation until) lies in the past by more than any backend's grace, as
 // if the records had all lived out their lives: after a backend's own
 // cleanup, none of them may be left. A client "keeper" that is never
-// deleted gets expired refresh tokens and codes too.
+// deleted gets expired refresh tokens and codes too, and every tenth cycle
+// adds an expired initial access token.
 //
 // Callers count what the backend holds before and after, and run its
 // cleanup; Churn only writes (and checks that each write is accepted).
@@ -51,6 +52,13 @@ func Churn(ctx context.Context, t *testing.T, s storage.Store, n int) {
 		must(t, s.RevokeAccessToken(ctx, "jti-"+id, past))
 		must(t, s.RevokeFamily(ctx, "other-"+fam, past))
 		must(t, s.DeleteClient(ctx, id, past))
+
+		// An initial access token the operator made, expired.
+		if i%10 == 0 {
+			must(t, s.CreateInitialAccessToken(ctx, &storage.InitialAccessToken{
+				ID: "iat-" + id, Hash: storage.HashSecret("iat-" + id), CreatedAt: past - 60, ExpiresAt: past,
+			}))
+		}
 
 		// Tokens and codes of a client that stays, expired.
 		must(t, s.CreateRefreshToken(ctx, storage.HashSecret("keeper-rt-"+id), refresh("keeper", "kf-"+id, "", past)))
