@@ -50,7 +50,7 @@ func TestChurnLeavesNothingBehind(t *testing.T) {
 	must(t, s.sweep(ctx))
 	before := rowCounts(t, s)
 
-	const cycles = 1500
+	const cycles = 3000
 	storetest.Churn(ctx, t, s, cycles)
 	peak := rowCounts(t, s)
 	must(t, s.sweep(ctx))
