@@ -77,7 +77,7 @@ var _ storage.Store = (*Store)(nil)
 //
 // Badger's defaults are sized for large databases (64 MiB memtables, 256
 // MiB block cache, 1 GiB value-log files). Records here are a few hundred
-// bytes, so memtables are 4 MiB, tables 1 MiB, values stay in the LSM tree
+// bytes, so memtables are 4 MiB, tables 512 KiB, values stay in the LSM tree
 // (the value threshold is 64 KiB), and tables are stored uncompressed: the
 // compressors' and decompressors' buffers and the block cache that
 // compression requires cost more memory than the mmapped tables they save
@@ -102,7 +102,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		WithNumMemtables(2).
 		WithNumLevelZeroTables(2).
 		WithNumLevelZeroTablesStall(8).
-		WithBaseTableSize(1 << 20).
+		WithBaseTableSize(512 << 10).
 		WithBaseLevelSize(4 << 20).
 		WithNumCompactors(2).
 		WithCompression(options.None).
@@ -110,10 +110,12 @@ func Open(dir string, opts Options) (*Store, error) {
 		WithValueThreshold(64 << 10).
 		WithValueLogFileSize(16 << 20).
 		WithCompactL0OnClose(true)
-	// Tables of 1 MiB at every level, not doubling per level: right after
-	// a burst of registrations, compaction's table builders (up to 8 at
-	// once, each buffering twice its table) were most of the heap. There
-	// is no With method for it.
+	// Tables of 512 KiB at every level, not doubling per level: right
+	// after a burst of registrations, compaction's table builders (Badger
+	// pools up to 8, each buffering twice its table) were most of the
+	// heap; halving the tables from 1 MiB took the anonymous memory after
+	// 100,000 registrations from 70 to 59 MiB. There is no With method
+	// for the multiplier.
 	bopts.TableSizeMultiplier = 1
 	if opts.InMemory {
 		bopts = bopts.WithDir("").WithValueDir("")
