@@ -57,6 +57,7 @@ func FuzzUnmarshalCaddyfile(f *testing.F) {
 		"dcr {\n issuer https://a.example\n storage /tmp/x\n}",
 		"dcr {\n initial_access_token a b\n scopes_supported read\n client_secret_ttl 1h\n max_body_size 1KiB\n sync_writes\n}",
 		"dcr {\n registration_path /r\n registration_path /s\n}",
+		"dcr {\n registration_limit 5 1m\n registration_limit_exempt 10.0.0.0/8\n max_clients 10\n unused_client_ttl off\n idle_client_ttl 720h\n allowed_grant_types authorization_code\n allowed_redirect_schemes https\n allowed_redirect_hosts *.example.com\n public_clients off\n}",
 		"dcr {\n client_secret_ttl\n}",
 		"dcr { issuer",
 	} {
