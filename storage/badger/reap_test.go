@@ -1,0 +1,61 @@
+package badger
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	bdb "github.com/dgraph-io/badger/v4"
+
+	"github.com/caddy-dcr/caddy-dcr/storage"
+)
+
+// A deletion cut off between its commit and its cleanup (a crash, a
+// failed batch) leaves the client's grants behind; the maintenance sweep
+// removes them, and keeps the grants of metadata-document clients, which
+// are never stored.
+func TestSweepOrphansRemovesGrantsOfDeletedClients(t *testing.T) {
+	ctx := t.Context()
+	s := openMem(t)
+	defer s.Close()
+	must(t, s.CreateClient(ctx, newClient("gone")))
+	must(t, s.CreateClient(ctx, newClient("kept")))
+	for _, id := range []string{"gone", "kept", "https://app.example/client.json"} {
+		_, err := s.RecordGrant(ctx, &storage.Grant{ID: "g-" + id, Subject: "alice", ClientID: id, Scope: "read"})
+		must(t, err)
+	}
+	// DeleteClient's commit without its cleanup.
+	must(t, s.update(ctx, func(txn *bdb.Txn) error {
+		c, err := getClient(txn, "gone")
+		if err != nil {
+			return err
+		}
+		return deleteClient(txn, c, time.Now().Unix()+60)
+	}))
+	if _, err := s.Grant(ctx, "alice", "gone"); err != nil {
+		t.Fatalf("the orphan is not there to sweep: %v", err)
+	}
+
+	must(t, s.sweepOrphans(ctx))
+	if _, err := s.Grant(ctx, "alice", "gone"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("orphaned grant left: %v", err)
+	}
+	for _, id := range []string{"kept", "https://app.example/client.json"} {
+		if _, err := s.Grant(ctx, "alice", id); err != nil {
+			t.Errorf("grant to %s: %v", id, err)
+		}
+	}
+	if keys := indexKeys(t, s, prefixClientGrants+"gone/"); len(keys) != 0 {
+		t.Errorf("index entries left: %v", keys)
+	}
+}
+
+func indexKeys(t *testing.T, s *Store, prefix string) (keys []string) {
+	t.Helper()
+	must(t, s.db.View(func(txn *bdb.Txn) error {
+		var err error
+		keys, err = keysUnder(txn, prefix, 100)
+		return err
+	}))
+	return keys
+}
