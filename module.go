@@ -24,6 +24,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-dcr/caddy-dcr/internal/handlers"
+	"github.com/caddy-dcr/caddy-dcr/internal/metrics"
 	"github.com/caddy-dcr/caddy-dcr/storage"
 	"github.com/caddy-dcr/caddy-dcr/storage/badger"
 	_ "github.com/caddy-dcr/caddy-dcr/storage/postgres" // registers dcr.storage.postgres
@@ -216,6 +217,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 	}
 
+	if err := metrics.Register(ctx.GetMetricsRegistry()); err != nil {
+		return fmt.Errorf("registering metrics: %w", err)
+	}
 	store, err := h.loadStorage(ctx)
 	if err != nil {
 		return err
@@ -257,6 +261,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		Claims:              h.Claims,
 		MetadataDocuments:   documents,
 		Logger:              h.logger,
+		AuditLogger:         handlers.AuditLogger(ctx),
 	}.WithDefaults())
 	if err != nil {
 		return err

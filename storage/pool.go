@@ -45,6 +45,7 @@ func Share(ctx context.Context, key string, options any, open func() (Store, err
 		if err != nil {
 			return nil, err
 		}
+		s = Observe(s)
 		c, err := NewCached(ctx, s, log)
 		if err != nil {
 			return nil, errors.Join(fmt.Errorf("loading revocations: %w", err), s.Close())

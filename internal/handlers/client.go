@@ -62,6 +62,7 @@ func (s *Server) serveClientConfiguration(w http.ResponseWriter, r *http.Request
 			s.internalError(w, "deleting client", id, err)
 			return
 		}
+		s.audit(r, auditDelete, id, actorClient, "", nil)
 		if ce := s.log.Check(zapcore.DebugLevel, "client deleted"); ce != nil {
 			ce.Write(zap.String("client_id", id))
 		}
@@ -106,6 +107,7 @@ func (s *Server) updateClient(w http.ResponseWriter, r *http.Request, current *s
 	if !s.replaceClient(w, r, &c, tokenHash, "updating client") {
 		return
 	}
+	s.audit(r, auditUpdate, c.ID, actorClient, "", nil)
 	s.writeClient(w, r, http.StatusOK, &c, issued, "")
 }
 
@@ -143,6 +145,7 @@ func (s *Server) serveRotateSecret(w http.ResponseWriter, r *http.Request, id st
 	if !s.replaceClient(w, r, &c, tokenHash, "rotating client secret") {
 		return
 	}
+	s.audit(r, auditRotate, id, actorClient, "", nil)
 	if ce := s.log.Check(zapcore.DebugLevel, "client secret rotated"); ce != nil {
 		ce.Write(zap.String("client_id", id))
 	}

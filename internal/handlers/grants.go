@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strings"
 
+	"go.uber.org/zap"
+
 	"github.com/caddy-dcr/caddy-dcr/storage"
 )
 
@@ -104,6 +106,7 @@ func (s *Server) serveGrant(w http.ResponseWriter, r *http.Request, clientID str
 		s.internalError(w, "revoking grant", clientID, err)
 		return
 	}
+	s.audit(r, auditGrantRevoke, clientID, actorUser, "", []zap.Field{zap.String("subject", user)})
 	if r.Method == http.MethodPost {
 		http.Redirect(w, r, s.cfg.GrantsPath, http.StatusSeeOther)
 		return

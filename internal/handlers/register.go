@@ -122,6 +122,7 @@ func (s *Server) serveRegister(w http.ResponseWriter, r *http.Request) {
 		s.internalError(w, "encoding registration", c.ID, err)
 		return
 	}
+	s.audit(r, auditRegister, c.ID, actorAnonymous, "", nil)
 	if ce := s.log.Check(zapcore.DebugLevel, "client registered"); ce != nil {
 		ce.Write(zap.String("client_id", c.ID), zap.String("client_name", c.Metadata.ClientName),
 			zap.String("token_endpoint_auth_method", c.Metadata.TokenEndpointAuthMethod))
