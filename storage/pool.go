@@ -104,6 +104,11 @@ func (h *Holder) Hold(ctx context.Context, key string, options any, open func() 
 // Store returns the store Hold took.
 func (h *Holder) Store() *Cached { return h.store }
 
+// Name returns the key of the store Hold took ("badger:<dir>",
+// "postgres:<user>@<host>:<port>/<database>#<fingerprint>"), which names
+// no secret: the admin API tells stores apart by it.
+func (h *Holder) Name() string { return h.key }
+
 // Cleanup lets go of the store if Hold took it; the last user to let go
 // closes it. It is safe after a Provision that failed part way, and more
 // than once.

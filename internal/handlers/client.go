@@ -56,9 +56,7 @@ func (s *Server) serveClientConfiguration(w http.ResponseWriter, r *http.Request
 	case http.MethodDelete:
 		// RFC 7592 §2.3: delete the client and everything issued to it;
 		// its registration access token stops working with it.
-		ctx, cancel := revocationContext(r.Context())
-		defer cancel()
-		if err := s.store.DeleteClient(ctx, id, s.revokedUntil()); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		if err := s.deleteClient(r.Context(), id); err != nil && !errors.Is(err, storage.ErrNotFound) {
 			s.internalError(w, "deleting client", id, err)
 			return
 		}
@@ -138,10 +136,7 @@ func (s *Server) serveRotateSecret(w http.ResponseWriter, r *http.Request, id st
 	if !ok {
 		return
 	}
-	token := newSecret()
-	c := *current
-	issued := s.issueSecret(&c, newSecret())
-	c.RegistrationTokenHash = storage.HashSecret(token)
+	c, issued, token := s.newCredentials(current)
 	if !s.replaceClient(w, r, &c, tokenHash, "rotating client secret") {
 		return
 	}

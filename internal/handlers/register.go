@@ -55,6 +55,12 @@ func (s *Server) readMetadata(w http.ResponseWriter, r *http.Request) (*metadata
 	if oerr != nil {
 		return nil, oerr
 	}
+	return s.checkMetadata(body)
+}
+
+// checkMetadata parses and validates a registration or update body: the
+// one check of client metadata, for the endpoints and the admin API.
+func (s *Server) checkMetadata(body []byte) (*metadataRequest, *Error) {
 	req, oerr := parseMetadata(body)
 	if oerr != nil {
 		return nil, oerr
