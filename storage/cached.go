@@ -302,6 +302,30 @@ func (c *Cached) ReplaceClient(ctx context.Context, cl *Client, tokenHash []byte
 	return err
 }
 
+// CreateClientWithInitialAccessToken implements Store; a remembered miss
+// for the id is dropped.
+func (c *Cached) CreateClientWithInitialAccessToken(ctx context.Context, cl *Client, hash []byte, at int64) error {
+	err := c.Store.CreateClientWithInitialAccessToken(ctx, cl, hash, at)
+	c.forgetClient(cl.ID)
+	return err
+}
+
+// SetClientSettings implements Store; the cached copy is dropped first.
+func (c *Cached) SetClientSettings(ctx context.Context, id string, s ClientSettings) (*Client, error) {
+	c.forgetClient(id)
+	cl, err := c.Store.SetClientSettings(ctx, id, s)
+	c.forgetClient(id)
+	return cl, err
+}
+
+// TouchClient implements Store; the cached copy is dropped, so that the
+// next read sees the new LastUsedAt.
+func (c *Cached) TouchClient(ctx context.Context, id string, at int64) error {
+	err := c.Store.TouchClient(ctx, id, at)
+	c.forgetClient(id)
+	return err
+}
+
 func (c *Cached) forgetClient(id string) {
 	c.clientsMu.Lock()
 	delete(c.clients, id)

@@ -13,9 +13,26 @@ const (
 	AuthMethodNone  = "none"
 )
 
+// Client.Origin values: how a client came to be.
+const (
+	// OriginDynamic is open RFC 7591 registration, and every client
+	// stored before clients had an origin.
+	OriginDynamic = ""
+	// OriginInitialAccessToken is RFC 7591 registration that presented
+	// an initial access token.
+	OriginInitialAccessToken = "initial_access_token"
+	// OriginOperator is a client the operator created (admin API).
+	OriginOperator = "operator"
+)
+
 // Client is a registered OAuth client as the store keeps it. Secrets are
 // present only as hashes: the plaintext is shown once, in the response that
 // created or rotated it.
+//
+// A client has three writers: its registration (secret, registration
+// token, metadata; ReplaceClient), its use (LastUsedAt; TouchClient) and
+// the operator (Settings; SetClientSettings). Each writes only its own
+// fields, so none undoes another's concurrent change.
 type Client struct {
 	ID                    string   `json:"id"`
 	IssuedAt              int64    `json:"issued_at"`
@@ -23,11 +40,49 @@ type Client struct {
 	SecretExpiresAt       int64    `json:"secret_expires_at,omitempty"`
 	RegistrationTokenHash []byte   `json:"registration_token_hash"`
 	Metadata              Metadata `json:"metadata"`
+
+	// Origin says how the client came to be (the Origin* values).
+	Origin string `json:"origin,omitempty"`
+	// LastUsedAt is the unix time of the last token issued to the
+	// client, 0 if none ever was. Callers may record it coarsely (see
+	// TouchClient), so it can lag behind by their granularity.
+	LastUsedAt int64 `json:"last_used_at,omitempty"`
+	// Settings are what only the operator may set.
+	Settings ClientSettings `json:"settings"`
 }
 
 // Public reports whether the client has no secret (token endpoint auth
 // method "none").
 func (c *Client) Public() bool { return c.Metadata.TokenEndpointAuthMethod == AuthMethodNone }
+
+// Reapable reports whether the client may be removed for disuse: as its
+// settings say, else when it registered itself openly. Clients made by the
+// operator or registered with an initial access token are kept unless the
+// operator says otherwise.
+func (c *Client) Reapable() bool {
+	if c.Settings.Keep != nil {
+		return !*c.Settings.Keep
+	}
+	return c.Origin == OriginDynamic
+}
+
+// ClientSettings are the settings of a client that only the operator may
+// set. Zero values mean the server's own.
+type ClientSettings struct {
+	// Disabled clients are refused everywhere, their tokens included.
+	Disabled bool `json:"disabled,omitempty"`
+	// AccessTokenTTL and RefreshTokenTTL, in seconds, shorten the
+	// lifetime of the tokens issued to the client (never beyond the
+	// server's maximums); 0 is the server's.
+	AccessTokenTTL  int64 `json:"access_token_ttl,omitempty"`
+	RefreshTokenTTL int64 `json:"refresh_token_ttl,omitempty"`
+	// Scope lists, space-separated, the only scopes the client may be
+	// given; "" is what the server allows.
+	Scope string `json:"scope,omitempty"`
+	// Keep overrides Reapable: true keeps the client however long it is
+	// unused, false lets it be reaped; nil decides by Origin.
+	Keep *bool `json:"keep,omitempty"`
+}
 
 // Metadata is the client metadata of RFC 7591 §2 as registered, after the
 // server applied its defaults. Fields the server does not know are kept in

@@ -64,12 +64,27 @@ type Store interface {
 	// ClientByRegistrationToken returns the client whose registration
 	// access token hashes to hash (see HashSecret).
 	ClientByRegistrationToken(ctx context.Context, hash []byte) (*Client, error)
-	// ReplaceClient stores c in place of the client with c's id, if that
-	// client's registration token hash is still tokenHash (ErrConflict
-	// otherwise: it was rotated concurrently), re-indexing the
-	// registration token when c's differs. A missing client is
+	// CreateClientWithInitialAccessToken stores c as CreateClient does
+	// and, in the same atomic write, counts one use of the initial access
+	// token whose value hashes to hash, at the unix time at. A token that
+	// is missing, expired or used up is ErrNotFound, and nothing is
+	// stored.
+	CreateClientWithInitialAccessToken(ctx context.Context, c *Client, hash []byte, at int64) error
+	// ReplaceClient stores c's registration (secret, registration token,
+	// metadata) in place of the client with c's id, if that client's
+	// registration token hash is still tokenHash (ErrConflict otherwise:
+	// it was rotated concurrently), re-indexing the registration token
+	// when c's differs. It keeps the stored Origin, LastUsedAt and
+	// Settings, which have writers of their own. A missing client is
 	// ErrNotFound.
 	ReplaceClient(ctx context.Context, c *Client, tokenHash []byte) error
+	// SetClientSettings replaces a client's operator settings and returns
+	// the client as stored. A missing client is ErrNotFound.
+	SetClientSettings(ctx context.Context, id string, s ClientSettings) (*Client, error)
+	// TouchClient records that a token was issued to the client at the
+	// unix time at. LastUsedAt only moves forward. A missing client is
+	// ErrNotFound.
+	TouchClient(ctx context.Context, id string, at int64) error
 	// DeleteClient removes the client and everything that hangs on it:
 	// its refresh tokens and the grants people made to it are deleted,
 	// and its access tokens revoked until the unix time until (when the
@@ -79,6 +94,14 @@ type Store interface {
 	// id given as cursor ("" for the start). It returns the cursor for
 	// the next page, "" when there is none.
 	Clients(ctx context.Context, cursor string, limit int) (clients []*Client, next string, err error)
+
+	// CreateInitialAccessToken stores t; ErrExists if its id is taken.
+	CreateInitialAccessToken(ctx context.Context, t *InitialAccessToken) error
+	// InitialAccessTokens lists the initial access tokens that have not
+	// expired, oldest first (used-up ones included).
+	InitialAccessTokens(ctx context.Context) ([]*InitialAccessToken, error)
+	// DeleteInitialAccessToken removes one; a missing one is ErrNotFound.
+	DeleteInitialAccessToken(ctx context.Context, id string) error
 
 	// SigningKeys returns the access token signing keys, oldest first.
 	SigningKeys(ctx context.Context) ([]*SigningKey, error)

@@ -87,6 +87,16 @@ func (s *Server) parseAuthorizationRequest(r *http.Request, q url.Values) (*auth
 	fail := func(e *Error, desc string) (*authzRequest, *authzError, string) {
 		return nil, &authzError{Error: e.WithDescription(desc), req: req}, ""
 	}
+	switch {
+	case !isVSChars(req.state):
+		return fail(ErrInvalidRequest, "state must be printable ASCII (RFC 6749 Appendix A.5)")
+	case q.Has("request"):
+		// Honouring the query while a signed request object says
+		// otherwise would defeat the client's purpose.
+		return fail(ErrRequestNotSupported, "request objects are not supported")
+	case q.Has("request_uri"):
+		return fail(ErrRequestURINotSupported, "request objects are not supported")
+	}
 	switch rt := q.Get("response_type"); {
 	case rt == "":
 		return fail(ErrInvalidRequest, "response_type is required")
@@ -183,7 +193,12 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	var q url.Values
 	switch r.Method {
 	case http.MethodGet:
-		q = r.URL.Query()
+		var err error
+		// r.URL.Query would drop a malformed pair and go on without it.
+		if q, err = url.ParseQuery(r.URL.RawQuery); err != nil {
+			s.showError(w, http.StatusBadRequest, "Bad request", "The request's parameters are not well-formed.")
+			return
+		}
 	case http.MethodPost:
 		// The consent form posts back here.
 		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
@@ -250,6 +265,17 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.issueCode(w, r, req, user, false)
+}
+
+// isVSChars reports whether s is made of VSCHAR (%x20-7E), the characters
+// RFC 6749 Appendix A allows in state and error descriptions.
+func isVSChars(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
 }
 
 // tokenSafe reports whether s can go into a token as it is: valid UTF-8

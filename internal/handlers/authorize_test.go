@@ -455,3 +455,33 @@ func TestConsentShowsLookAlikeHostsAsPunycode(t *testing.T) {
 		t.Fatalf("the look-alike host is shown as is:\n%s", page)
 	}
 }
+
+// TestAuthorizationRequestsOutsideTheGrammar: a request object (RFC 9101)
+// is refused rather than ignored, since the client meant it to override
+// the query; state must be VSCHAR (RFC 6749 Appendix A.5); a query that
+// does not parse is refused rather than read without its bad pairs.
+func TestAuthorizationRequestsOutsideTheGrammar(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	id, params := ts.publicClient("")
+	ts.srv.cfg.TrustedClients = []string{id}
+	for _, tc := range []struct{ param, value, wantErr string }{
+		{"request", "eyJhbGciOiJub25lIn0.e30.", "request_not_supported"},
+		{"request_uri", "https://app.example/req.jwt", "request_uri_not_supported"},
+		{"state", "caf\u00e9", "invalid_request"},
+		{"state", "a\nb", "invalid_request"},
+	} {
+		_, q := redirectParams(t, ts.authorize("GET", with(params, tc.param, tc.value), "erin"))
+		if q.Get("error") != tc.wantErr || q.Get("code") != "" {
+			t.Errorf("%s=%q: %v, want %s", tc.param, tc.value, q, tc.wantErr)
+		}
+	}
+	r := httptest.NewRequest("GET", "/oauth/authorize?"+params.Encode()+"&scope=%zz", nil)
+	repl := caddy.NewReplacer()
+	repl.Set("http.auth.user.id", "erin")
+	r = caddyhttp.PrepareRequest(r, repl, nil, nil)
+	w := httptest.NewRecorder()
+	_ = ts.srv.ServeHTTP(w, r, nil)
+	if w.Code != http.StatusBadRequest || w.Header().Get("Location") != "" {
+		t.Fatalf("malformed query: %d %q", w.Code, w.Header().Get("Location"))
+	}
+}

@@ -32,6 +32,11 @@ var (
 	// RFC 8707 §2.
 	ErrInvalidTarget = &Error{Code: "invalid_target", Status: http.StatusBadRequest}
 
+	// RFC 9101 §6.3 (and OpenID Connect Core §6.2): request objects are
+	// not supported.
+	ErrRequestNotSupported    = &Error{Code: "request_not_supported", Status: http.StatusBadRequest}
+	ErrRequestURINotSupported = &Error{Code: "request_uri_not_supported", Status: http.StatusBadRequest}
+
 	// RFC 6750 §3.1.
 	ErrInvalidToken      = &Error{Code: "invalid_token", Status: http.StatusUnauthorized}
 	ErrInsufficientScope = &Error{Code: "insufficient_scope", Status: http.StatusForbidden}

@@ -8,11 +8,13 @@ import (
 	"errors"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/caddy-dcr/caddy-dcr/storage"
 )
 
-const clientColumns = `id, issued_at, secret_hash, secret_expires_at, registration_token_hash, metadata`
+const clientColumns = `id, issued_at, secret_hash, secret_expires_at, registration_token_hash, metadata,
+	origin, last_used_at, settings`
 
 // nullIfEmpty stores an empty hash as NULL: the unique index of
 // registration tokens then holds only real ones.
@@ -29,8 +31,9 @@ func nullIfEmpty(b []byte) []byte {
 // its timing (the basic_auth defense).
 func scanClient(row pgx.Row) (*storage.Client, error) {
 	var c storage.Client
-	var meta []byte
-	err := row.Scan(&c.ID, &c.IssuedAt, &c.SecretHash, &c.SecretExpiresAt, &c.RegistrationTokenHash, &meta)
+	var meta, settings []byte
+	err := row.Scan(&c.ID, &c.IssuedAt, &c.SecretHash, &c.SecretExpiresAt, &c.RegistrationTokenHash, &meta,
+		&c.Origin, &c.LastUsedAt, &settings)
 	if errors.Is(err, pgx.ErrNoRows) {
 		var m storage.Metadata
 		_ = decodeMetadata(standInMetadata, &m)
@@ -40,6 +43,9 @@ func scanClient(row pgx.Row) (*storage.Client, error) {
 		return nil, err
 	}
 	if err := decodeMetadata(meta, &c.Metadata); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(settings, &c.Settings); err != nil {
 		return nil, err
 	}
 	return &c, nil
@@ -74,13 +80,52 @@ var standInMetadata = []byte(`{"jwks": null, "scope": "read write", "grant_types
 
 // CreateClient implements storage.Store.
 func (s *Store) CreateClient(ctx context.Context, c *storage.Client) error {
+	return s.call(ctx, "creating client", func(ctx context.Context) error {
+		return insertClient(ctx, s.pool, c)
+	})
+}
+
+// execer is what a pool and a transaction both do.
+type execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+func insertClient(ctx context.Context, db execer, c *storage.Client) error {
 	meta, err := c.Metadata.MarshalJSON()
 	if err != nil {
 		return describe("encoding client metadata", err)
 	}
-	return s.call(ctx, "creating client", func(ctx context.Context) error {
-		_, err := s.pool.Exec(ctx, `INSERT INTO dcr_clients (`+clientColumns+`) VALUES ($1, $2, $3, $4, $5, $6)`,
-			c.ID, c.IssuedAt, c.SecretHash, c.SecretExpiresAt, nullIfEmpty(c.RegistrationTokenHash), meta)
+	settings, err := json.Marshal(c.Settings)
+	if err != nil {
+		return describe("encoding client settings", err)
+	}
+	_, err = db.Exec(ctx, `INSERT INTO dcr_clients (`+clientColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		c.ID, c.IssuedAt, c.SecretHash, c.SecretExpiresAt, nullIfEmpty(c.RegistrationTokenHash), meta,
+		c.Origin, c.LastUsedAt, settings)
+	return err
+}
+
+// SetClientSettings implements storage.Store.
+func (s *Store) SetClientSettings(ctx context.Context, id string, settings storage.ClientSettings) (*storage.Client, error) {
+	b, err := json.Marshal(settings)
+	if err != nil {
+		return nil, describe("encoding client settings", err)
+	}
+	var c *storage.Client
+	err = s.call(ctx, "setting client settings", func(ctx context.Context) (err error) {
+		c, err = scanClient(s.pool.QueryRow(ctx, `UPDATE dcr_clients SET settings = $2 WHERE id = $1 RETURNING `+clientColumns, id, b))
+		return err
+	})
+	return c, err
+}
+
+// TouchClient implements storage.Store.
+func (s *Store) TouchClient(ctx context.Context, id string, at int64) error {
+	return s.call(ctx, "recording client use", func(ctx context.Context) error {
+		tag, err := s.pool.Exec(ctx, `UPDATE dcr_clients SET last_used_at = GREATEST(last_used_at, $2) WHERE id = $1`, id, at)
+		if err == nil && tag.RowsAffected() == 0 {
+			return storage.ErrNotFound
+		}
 		return err
 	})
 }

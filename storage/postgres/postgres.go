@@ -299,8 +299,8 @@ func (s *Store) sweepEvery(ctx context.Context, interval time.Duration) {
 }
 
 // sweep deletes refresh tokens past their expiry, codes past theirs plus
-// storage.UsedCodeRetention (so a late replay is still known as one), and
-// revocations past their until. Instances sharing the database may sweep
+// storage.UsedCodeRetention (so a late replay is still known as one),
+// initial access tokens past theirs, and revocations past their until. Instances sharing the database may sweep
 // at the same time; they only delete.
 func (s *Store) sweep(ctx context.Context) error {
 	now := s.now().Unix() - sweepGrace
@@ -312,6 +312,8 @@ func (s *Store) sweep(ctx context.Context) error {
 			(SELECT hash FROM dcr_refresh_tokens WHERE expires_at < $1 LIMIT $2)`, now},
 		{"expired authorization codes", `DELETE FROM dcr_auth_codes WHERE hash IN
 			(SELECT hash FROM dcr_auth_codes WHERE expires_at < $1 LIMIT $2)`, now - int64(storage.UsedCodeRetention/time.Second)},
+		{"expired initial access tokens", `DELETE FROM dcr_initial_access_tokens WHERE id IN
+			(SELECT id FROM dcr_initial_access_tokens WHERE expires_at > 0 AND expires_at < $1 LIMIT $2)`, now},
 		{"expired revocations", `DELETE FROM dcr_revocations WHERE (kind, key) IN
 			(SELECT kind, key FROM dcr_revocations WHERE until < $1 LIMIT $2)`, now},
 	} {

@@ -27,6 +27,10 @@ func Run(t *testing.T, open Open) {
 	}{
 		{"ClientLifecycle", testClientLifecycle},
 		{"ReplaceClientIsCompareAndSwap", testReplaceClientCAS},
+		{"ClientWritersKeepToTheirFields", testClientWriters},
+		{"ClientWritersRacing", testClientWritersRace},
+		{"InitialAccessTokens", testInitialAccessTokens},
+		{"InitialAccessTokenUsesAreCounted", testInitialAccessTokenRace},
 		{"ClientsPaging", testClientsPaging},
 		{"SigningKeysOneRotationWins", testSigningKeys},
 		{"ServerSecretIsStable", testServerSecret},
