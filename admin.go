@@ -28,14 +28,18 @@ func init() {
 // Every answer, errors included, is JSON:
 //
 //	GET    /dcr/stores                          the stores dcr handlers use
-//	GET    /dcr/clients?limit=&cursor=&q=       clients, a page at a time
-//	GET    /dcr/clients?ids=a,b                 several clients by id
-//	POST   /dcr/clients                         create one (RFC 7591 metadata)
-//	GET    /dcr/clients/<id>                    one client
-//	DELETE /dcr/clients/<id>                    delete it, revoking its tokens
-//	POST   /dcr/clients/<id>/rotate_secret      new secret and registration token
-//	GET    /dcr/grants?subject=<subject>        a person's grants
-//	DELETE /dcr/grants/<subject>/<client_id>    revoke one, with its tokens
+//	GET    /dcr/clients?limit=&cursor=&q=&origin=  clients, a page at a time
+//	GET    /dcr/clients?ids=a,b                    several clients by id
+//	POST   /dcr/clients                            create one (RFC 7591 metadata)
+//	GET    /dcr/clients/<id>                       one client
+//	PATCH  /dcr/clients/<id>                       its operator settings
+//	DELETE /dcr/clients/<id>                       delete it, revoking its tokens
+//	POST   /dcr/clients/<id>/rotate_secret         new secret and registration token
+//	POST   /dcr/initial_access_tokens              make one (ttl, max_uses, description)
+//	GET    /dcr/initial_access_tokens              list them (never their values)
+//	DELETE /dcr/initial_access_tokens/<id>         delete one
+//	GET    /dcr/grants?subject=<subject>           a person's grants
+//	DELETE /dcr/grants/<subject>/<client_id>       revoke one, with its tokens
 //
 // Where dcr handlers use several stores, a store query parameter (a name
 // from /dcr/stores) says which; with one store it may be left out.
@@ -192,7 +196,7 @@ func (a *AdminAPI) listClients(w http.ResponseWriter, r *http.Request, srv *hand
 		}
 		limit = n
 	}
-	clients, next, err := srv.ListClients(r.Context(), q.Get("cursor"), limit, handlers.ClientFilter{Query: q.Get("q")})
+	clients, next, err := srv.ListClients(r.Context(), q.Get("cursor"), limit, handlers.ClientFilter{Query: q.Get("q"), Origin: q.Get("origin")})
 	if err != nil {
 		return storeError(err, "listing clients")
 	}
@@ -297,19 +301,63 @@ func writeAdminJSON(w http.ResponseWriter, status int, v any) error {
 	return nil
 }
 
+// serveMore serves the initial access token routes.
+func (a *AdminAPI) serveMore(w http.ResponseWriter, r *http.Request, srv *handlers.Server, segs []string) error {
+	switch {
+	case segs[0] == "initial_access_tokens" && len(segs) == 1:
+		switch r.Method {
+		case http.MethodGet:
+			list, err := srv.InitialAccessTokens(r.Context())
+			if err != nil {
+				return storeError(err, "listing initial access tokens")
+			}
+			return writeAdminJSON(w, http.StatusOK, map[string]any{"initial_access_tokens": list})
+		case http.MethodPost:
+			var body []byte
+			if r.ContentLength != 0 {
+				var err error
+				if body, err = readAdminBody(w, r); err != nil {
+					return err
+				}
+			}
+			v, err := srv.CreateInitialAccessToken(r, body)
+			if err != nil {
+				return storeError(err, "creating the initial access token")
+			}
+			return writeAdminJSON(w, http.StatusCreated, v)
+		}
+		return allow(r, http.MethodGet, http.MethodPost)
+	case segs[0] == "initial_access_tokens" && len(segs) == 2 && segs[1] != "":
+		if err := allow(r, http.MethodDelete); err != nil {
+			return err
+		}
+		if err := srv.DeleteInitialAccessToken(r, segs[1]); err != nil {
+			return storeError(err, "deleting the initial access token")
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	return apiError(http.StatusNotFound, fmt.Errorf("no such route: %s", r.URL.Path))
+}
+
+// patchClient serves PATCH /dcr/clients/<id>: the operator's settings.
+func (a *AdminAPI) patchClient(w http.ResponseWriter, r *http.Request, srv *handlers.Server, id string) error {
+	if err := allow(r, http.MethodGet, http.MethodPatch, http.MethodDelete); err != nil {
+		return err
+	}
+	body, err := readAdminBody(w, r)
+	if err != nil {
+		return err
+	}
+	v, err := srv.PatchClientSettings(r, id, body)
+	if err != nil {
+		return storeError(err, "changing the client's settings")
+	}
+	return writeAdminJSON(w, http.StatusOK, v)
+}
+
 // Interface guards
 var (
 	_ caddy.Provisioner = (*AdminAPI)(nil)
 	_ caddy.AdminRouter = (*AdminAPI)(nil)
 )
-
-// serveMore serves the routes that need the operator's settings and
-// initial access tokens.
-func (a *AdminAPI) serveMore(w http.ResponseWriter, r *http.Request, srv *handlers.Server, segs []string) error {
-	return apiError(http.StatusNotFound, fmt.Errorf("no such route: %s", r.URL.Path))
-}
-
-// patchClient serves PATCH /dcr/clients/<id>.
-func (a *AdminAPI) patchClient(w http.ResponseWriter, r *http.Request, srv *handlers.Server, id string) error {
-	return allow(r, http.MethodGet, http.MethodDelete)
-}

@@ -277,3 +277,100 @@ func TestAdminNeedsAStoreNameWhenThereAreSeveral(t *testing.T) {
 		t.Errorf("one store left, none named: %d", status)
 	}
 }
+
+func TestAdminPatchesClientSettings(t *testing.T) {
+	e := newAdminEnv(t)
+	_, m := e.do("POST", "/dcr/clients", `{"grant_types":["client_credentials"]}`)
+	id := m["client_id"].(string)
+	if m["origin"] != "operator" || m["reapable"] != false {
+		t.Errorf("an operator's client: origin %v, reapable %v", m["origin"], m["reapable"])
+	}
+	settings := func() map[string]any {
+		t.Helper()
+		status, m := e.do("GET", "/dcr/clients/"+id, "")
+		if status != http.StatusOK {
+			t.Fatalf("get: %d %v", status, m)
+		}
+		return m["settings"].(map[string]any)
+	}
+
+	status, m := e.do("PATCH", "/dcr/clients/"+id, `{"disabled":true,"access_token_ttl":"2h","refresh_token_ttl":86400,"scope":"read read write","keep":false}`)
+	if status != http.StatusOK {
+		t.Fatalf("patch: %d %v", status, m)
+	}
+	want := map[string]any{"disabled": true, "access_token_ttl": float64(7200), "refresh_token_ttl": float64(86400), "scope": "read write", "keep": false}
+	got := settings()
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("after the patch, %s = %v, want %v", k, got[k], v)
+		}
+	}
+	// Members left out keep their values; null keep is "by origin".
+	if status, m := e.do("PATCH", "/dcr/clients/"+id, `{"disabled":false,"keep":null}`); status != http.StatusOK {
+		t.Fatalf("second patch: %d %v", status, m)
+	}
+	got = settings()
+	if got["disabled"] != nil || got["keep"] != nil || got["access_token_ttl"] != float64(7200) {
+		t.Errorf("after the second patch: %v", got)
+	}
+
+	for _, body := range []string{
+		`{"access_token_ttl":"48h"}`, `{"access_token_ttl":-1}`, `{"access_token_ttl":"1.5s"}`, `{"refresh_token_ttl":1e12}`,
+		`{"disabled":"yes"}`, `{"disabled":null}`, `{"scope":"a\"b"}`, `{"colour":"blue"}`, `{"disabled":true,"disabled":false}`,
+		`[]`, `{"access_token_ttl":60,"keep":1}`,
+	} {
+		if status, m := e.do("PATCH", "/dcr/clients/"+id, body); status != http.StatusBadRequest {
+			t.Errorf("patch %s: %d %v, want 400", body, status, m)
+		}
+	}
+	if got := settings(); got["access_token_ttl"] != float64(7200) {
+		t.Errorf("a refused patch changed the settings: %v", got)
+	}
+	if status, _ := e.do("PATCH", "/dcr/clients/nobody", `{"disabled":true}`); status != http.StatusNotFound {
+		t.Errorf("patch of an unknown client: %d", status)
+	}
+}
+
+func TestAdminManagesInitialAccessTokens(t *testing.T) {
+	e := newAdminEnv(t)
+	status, m := e.do("POST", "/dcr/initial_access_tokens", `{"ttl":"1h","max_uses":2,"description":"for CI"}`)
+	if status != http.StatusCreated {
+		t.Fatalf("create: %d %v", status, m)
+	}
+	id, token := m["id"].(string), m["token"].(string)
+	if id == "" || len(token) < 40 || m["max_uses"] != float64(2) || m["uses"] != float64(0) ||
+		m["expires_at"].(float64)-m["created_at"].(float64) != 3600 {
+		t.Fatalf("create answered %v", m)
+	}
+	if status, m := e.do("POST", "/dcr/initial_access_tokens", ""); status != http.StatusCreated ||
+		m["expires_at"].(float64)-m["created_at"].(float64) != handlers.DefaultInitialAccessTokenTTL.Seconds() {
+		t.Fatalf("create with defaults: %d %v", status, m)
+	}
+	for _, body := range []string{`{"ttl":"soon"}`, `{"max_uses":-1}`, `{"max_uses":1.5}`, `{"uses":3}`,
+		`{"description":"` + strings.Repeat("x", 201) + `"}`, `{"ttl":1,"ttl":2}`} {
+		if status, m := e.do("POST", "/dcr/initial_access_tokens", body); status != http.StatusBadRequest {
+			t.Errorf("create %s: %d %v, want 400", body, status, m)
+		}
+	}
+
+	status, m = e.do("GET", "/dcr/initial_access_tokens", "")
+	list := m["initial_access_tokens"].([]any)
+	if status != http.StatusOK || len(list) != 2 {
+		t.Fatalf("list: %d %v", status, m)
+	}
+	for _, item := range list {
+		v := item.(map[string]any)
+		if v["token"] != nil || v["hash"] != nil {
+			t.Errorf("the list shows a token's value or hash: %v", v)
+		}
+	}
+	if status, m := e.do("DELETE", "/dcr/initial_access_tokens/"+id, ""); status != http.StatusNoContent {
+		t.Fatalf("delete: %d %v", status, m)
+	}
+	if status, _ := e.do("DELETE", "/dcr/initial_access_tokens/"+id, ""); status != http.StatusNotFound {
+		t.Errorf("second delete: %d", status)
+	}
+	if _, m := e.do("GET", "/dcr/initial_access_tokens", ""); len(m["initial_access_tokens"].([]any)) != 1 {
+		t.Errorf("after delete: %v", m)
+	}
+}

@@ -147,3 +147,47 @@ func TestCLIReportsWhatTheAdminAPIRefused(t *testing.T) {
 		t.Error("delete without an id ran")
 	}
 }
+
+func TestCLIDisablesClientsAndMakesTokens(t *testing.T) {
+	e := newAdminEnv(t)
+	addr := e.adminServer()
+	_, m := e.do("POST", "/dcr/clients", `{"client_name":"worker","grant_types":["client_credentials"]}`)
+	id := m["client_id"].(string)
+
+	if out := mustCLI(t, addr, "disable", id); !strings.Contains(out, "state:") || !strings.Contains(out, "disabled") {
+		t.Errorf("disable printed:\n%s", out)
+	}
+	if out := mustCLI(t, addr, "clients"); !strings.Contains(out, "disabled") || !strings.Contains(out, "operator") {
+		t.Errorf("clients after disable printed:\n%s", out)
+	}
+	if out := mustCLI(t, addr, "enable", id, "--json"); !strings.Contains(out, `"settings": {}`) {
+		t.Errorf("enable --json printed:\n%s", out)
+	}
+
+	out := mustCLI(t, addr, "token", "--ttl", "2h", "--uses", "5", "--description", "for the CI")
+	if !strings.Contains(out, "token:") || !strings.Contains(out, "0 of 5") || !strings.Contains(out, "shown only now") {
+		t.Errorf("token printed:\n%s", out)
+	}
+	var token string
+	for line := range strings.SplitSeq(out, "\n") {
+		if f := strings.Fields(line); len(f) == 2 && f[0] == "token:" {
+			token = f[1]
+		}
+	}
+	out = mustCLI(t, addr, "tokens")
+	if !strings.Contains(out, "for the CI") || token == "" || strings.Contains(out, token) {
+		t.Errorf("tokens printed:\n%s", out)
+	}
+	var list struct {
+		Tokens []struct {
+			ID string `json:"id"`
+		} `json:"initial_access_tokens"`
+	}
+	if err := json.Unmarshal([]byte(mustCLI(t, addr, "tokens", "--json")), &list); err != nil || len(list.Tokens) != 1 {
+		t.Fatalf("tokens --json: %v %v", list, err)
+	}
+	mustCLI(t, addr, "token-delete", list.Tokens[0].ID)
+	if _, err := cli(t, addr, "token", "--ttl", "soon"); err == nil || !strings.Contains(err.Error(), "ttl") {
+		t.Errorf("a bad ttl reported %v", err)
+	}
+}

@@ -35,6 +35,12 @@ const (
 	opRevokeGrant
 	opRevoked
 	opRevocations
+	opCreateClientWithInitialAccessToken
+	opSetClientSettings
+	opTouchClient
+	opCreateInitialAccessToken
+	opInitialAccessTokens
+	opDeleteInitialAccessToken
 	numOps
 )
 
@@ -44,6 +50,8 @@ var opNames = [numOps]string{
 	"create_refresh_token", "refresh_token", "rotate_refresh_token", "revoke_family", "revoke_access_token",
 	"create_auth_code", "consume_auth_code",
 	"grant", "record_grant", "grants", "revoke_grant", "revoked", "revocations",
+	"create_client_with_initial_access_token", "set_client_settings", "touch_client",
+	"create_initial_access_token", "initial_access_tokens", "delete_initial_access_token",
 }
 
 // opObservers are the histogram children of each operation, [op][0] for
@@ -275,4 +283,52 @@ func (o observed) Revocations(ctx context.Context) ([]Revocation, error) {
 	v, err := o.Store.Revocations(ctx)
 	done(opRevocations, start, err)
 	return v, err
+}
+
+// CreateClientWithInitialAccessToken implements Store, timed.
+func (o observed) CreateClientWithInitialAccessToken(ctx context.Context, c *Client, hash []byte, at int64) error {
+	start := time.Now()
+	err := o.Store.CreateClientWithInitialAccessToken(ctx, c, hash, at)
+	done(opCreateClientWithInitialAccessToken, start, err)
+	return err
+}
+
+// SetClientSettings implements Store, timed.
+func (o observed) SetClientSettings(ctx context.Context, id string, cs ClientSettings) (*Client, error) {
+	start := time.Now()
+	v, err := o.Store.SetClientSettings(ctx, id, cs)
+	done(opSetClientSettings, start, err)
+	return v, err
+}
+
+// TouchClient implements Store, timed.
+func (o observed) TouchClient(ctx context.Context, id string, at int64) error {
+	start := time.Now()
+	err := o.Store.TouchClient(ctx, id, at)
+	done(opTouchClient, start, err)
+	return err
+}
+
+// CreateInitialAccessToken implements Store, timed.
+func (o observed) CreateInitialAccessToken(ctx context.Context, t *InitialAccessToken) error {
+	start := time.Now()
+	err := o.Store.CreateInitialAccessToken(ctx, t)
+	done(opCreateInitialAccessToken, start, err)
+	return err
+}
+
+// InitialAccessTokens implements Store, timed.
+func (o observed) InitialAccessTokens(ctx context.Context) ([]*InitialAccessToken, error) {
+	start := time.Now()
+	v, err := o.Store.InitialAccessTokens(ctx)
+	done(opInitialAccessTokens, start, err)
+	return v, err
+}
+
+// DeleteInitialAccessToken implements Store, timed.
+func (o observed) DeleteInitialAccessToken(ctx context.Context, id string) error {
+	start := time.Now()
+	err := o.Store.DeleteInitialAccessToken(ctx, id)
+	done(opDeleteInitialAccessToken, start, err)
+	return err
 }
