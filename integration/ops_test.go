@@ -132,6 +132,19 @@ func TestOperationsThroughCaddy(t *testing.T) {
 		}
 	}
 	e.dcrCLI("delete", dynID)
+	if out := e.dcrCLI("disable", created.ClientID); !strings.Contains(out, "disabled") {
+		t.Errorf("caddy dcr disable printed:\n%s", out)
+	}
+	e.dcrCLI("enable", created.ClientID)
+	out = e.dcrCLI("token", "--ttl", "1h", "--uses", "1")
+	for line := range strings.SplitSeq(out, "\n") {
+		if f := strings.Fields(line); len(f) == 2 && f[0] == "token:" {
+			secrets = append(secrets, f[1])
+		}
+	}
+	if len(secrets) != 8 {
+		t.Fatalf("caddy dcr rotate and token printed no credentials (%d secrets seen)", len(secrets))
+	}
 	if gated(t, e, token) != http.StatusOK {
 		t.Error("rotating the secret revoked the access token issued before")
 	}
@@ -193,11 +206,13 @@ func TestOperationsThroughCaddy(t *testing.T) {
 		audit[entry.Msg+" by "+entry.Actor+": "+entry.Outcome]++
 	}
 	for want, n := range map[string]int{
-		"client registered by anonymous: success":         1,
-		"client registered by anonymous: failure":         1,
-		"client registered by operator: success":          1,
-		"client credentials rotated by operator: success": 1,
-		"client deleted by operator: success":             1,
+		"client registered by anonymous: success":           1,
+		"client registered by anonymous: failure":           1,
+		"client registered by operator: success":            1,
+		"client credentials rotated by operator: success":   1,
+		"client deleted by operator: success":               1,
+		"client settings changed by operator: success":      2,
+		"initial access token created by operator: success": 1,
 	} {
 		if audit[want] != n {
 			t.Errorf("%d audit lines %q, want %d; all: %v", audit[want], want, n, audit)
