@@ -183,6 +183,15 @@ func TestOperationsThroughCaddy(t *testing.T) {
 		t.Errorf("the clients gauge (%v) or the store latency (%v) is missing: %v", clients, latency, samples)
 	}
 
+	// The admin endpoint's /metrics shows them too.
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", e.adminPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if text := body(t, resp); !strings.Contains(text, `caddy_dcr_registrations_total{outcome="created"} 1`) {
+		t.Errorf("the admin endpoint's /metrics lacks caddy_dcr_registrations_total")
+	}
+
 	// A reload registers the collectors in the new config's registry; the
 	// counts go on.
 	e.load("ops.Caddyfile")
