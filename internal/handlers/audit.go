@@ -95,6 +95,25 @@ func remoteIP(r *http.Request) string {
 	return host
 }
 
+// auditRefusedConfiguration audits an RFC 7592 update, deletion or
+// rotation refused for want of a valid registration access token (a read
+// changes nothing and is not audited). The client id is the one the
+// request named, which may not exist.
+func (s *Server) auditRefusedConfiguration(r *http.Request, id string) {
+	var action string
+	switch r.Method {
+	case http.MethodPut:
+		action = auditUpdate
+	case http.MethodDelete:
+		action = auditDelete
+	case http.MethodPost:
+		action = auditRotate
+	default:
+		return
+	}
+	s.audit(r, action, id, actorClient, ErrInvalidToken.Code, nil)
+}
+
 // ClientsReaped reports clients that reaping removed, for reason (a fixed
 // word such as "unused", "idle" or "max_clients"): it counts them in
 // caddy_dcr_clients_reaped_total and writes an audit line for each.

@@ -89,8 +89,11 @@ func TestAuditLogRecordsEveryChangeAndNoSecret(t *testing.T) {
 	if status := ts.revokeGrant("alice", pub); status != http.StatusNoContent {
 		t.Fatalf("revoking the grant: %d", status)
 	}
-	// A refused registration is audited too.
+	// A refused registration is audited too, and so is a change refused
+	// for a wrong registration access token; a refused read is not.
 	ts.do("POST", "/oauth/register", "", "application/json", `{"redirect_uris":"x"}`)
+	ts.do("DELETE", "/oauth/register/"+pub, "wrong-token", "", "")
+	ts.do("GET", "/oauth/register/"+pub, "wrong-token", "", "")
 
 	text := logText(t, logs, audit)
 	for _, s := range secrets {
@@ -99,7 +102,7 @@ func TestAuditLogRecordsEveryChangeAndNoSecret(t *testing.T) {
 		}
 	}
 	want := map[string]int{auditRegister: 3, auditUpdate: 1, auditRotate: 1, auditTokenRevoke: 1,
-		auditDelete: 1, auditConsent: 1, auditGrantRevoke: 1}
+		auditDelete: 2, auditConsent: 1, auditGrantRevoke: 1}
 	got := map[string]int{}
 	for _, e := range audit.All() {
 		got[e.Message]++
@@ -121,6 +124,10 @@ func TestAuditLogRecordsEveryChangeAndNoSecret(t *testing.T) {
 	failed := audit.FilterMessage(auditRegister).FilterField(zap.String("outcome", "failure")).All()
 	if len(failed) != 1 || failed[0].ContextMap()["error"] != "invalid_client_metadata" {
 		t.Errorf("the refused registration is audited as %v", failed)
+	}
+	refused := audit.FilterMessage(auditDelete).FilterField(zap.String("outcome", "failure")).All()
+	if len(refused) != 1 || refused[0].ContextMap()["error"] != "invalid_token" || refused[0].ContextMap()["client_id"] != pub {
+		t.Errorf("the refused deletion is audited as %v", refused)
 	}
 	consent := audit.FilterMessage(auditConsent).All()
 	if len(consent) != 1 || consent[0].ContextMap()["subject"] != "alice" || consent[0].ContextMap()["actor"] != actorUser {

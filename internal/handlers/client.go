@@ -19,12 +19,14 @@ import (
 func (s *Server) authenticateRegistration(w http.ResponseWriter, r *http.Request, id string) (*storage.Client, []byte, bool) {
 	token, ok := bearerToken(r)
 	if !ok {
+		s.auditRefusedConfiguration(r, id)
 		challenge(w, "a registration access token is required")
 		return nil, nil, false
 	}
 	hash := storage.HashSecret(token)
 	c, err := s.store.ClientByRegistrationToken(r.Context(), hash)
 	if errors.Is(err, storage.ErrNotFound) || err == nil && subtle.ConstantTimeCompare([]byte(c.ID), []byte(id)) != 1 {
+		s.auditRefusedConfiguration(r, id)
 		challenge(w, "the registration access token is not valid for this client")
 		return nil, nil, false
 	}
