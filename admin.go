@@ -12,7 +12,6 @@ import (
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
-	"go.uber.org/zap"
 
 	"github.com/caddy-dcr/caddy-dcr/internal/handlers"
 	"github.com/caddy-dcr/caddy-dcr/storage"
@@ -43,9 +42,10 @@ func init() {
 //
 // Where dcr handlers use several stores, a store query parameter (a name
 // from /dcr/stores) says which; with one store it may be left out.
-type AdminAPI struct {
-	log *zap.Logger
-}
+//
+// Its writes are audited by the handler that makes them (the dcr.audit
+// log), with the operator as the actor.
+type AdminAPI struct{}
 
 // CaddyModule returns the Caddy module information.
 func (AdminAPI) CaddyModule() caddy.ModuleInfo {
@@ -55,14 +55,9 @@ func (AdminAPI) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision sets up the module. The dcr handlers are not provisioned yet
-// (Caddy loads admin modules first): requests find them in servers.
-func (a *AdminAPI) Provision(ctx caddy.Context) error {
-	a.log = ctx.Logger(a)
-	return nil
-}
-
-// Routes returns the admin routes.
+// Routes returns the admin routes. Caddy loads admin modules before the
+// apps of a config, so the dcr handlers are not there yet: a request
+// finds them in servers when it comes.
 func (a *AdminAPI) Routes() []caddy.AdminRoute {
 	return []caddy.AdminRoute{{Pattern: adminPrefix, Handler: caddy.AdminHandlerFunc(a.serve)}}
 }
@@ -358,6 +353,5 @@ func (a *AdminAPI) patchClient(w http.ResponseWriter, r *http.Request, srv *hand
 
 // Interface guards
 var (
-	_ caddy.Provisioner = (*AdminAPI)(nil)
 	_ caddy.AdminRouter = (*AdminAPI)(nil)
 )
