@@ -26,7 +26,7 @@ func init() {
 // clients, grants and initial access tokens of the dcr handlers' stores.
 // Every answer, errors included, is JSON:
 //
-//	GET    /dcr/stores                          the stores dcr handlers use
+//	GET    /dcr/stores                             the stores dcr handlers use
 //	GET    /dcr/clients?limit=&cursor=&q=&origin=  clients, a page at a time
 //	GET    /dcr/clients?ids=a,b                    several clients by id
 //	POST   /dcr/clients                            create one (RFC 7591 metadata)
