@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
@@ -157,6 +158,11 @@ func TestAdminRefusesBadInputAndStoresNothing(t *testing.T) {
 		{"metadata of a wrong type", "POST", "/dcr/clients", "application/json", `{"redirect_uris":"x"}`, 400},
 		{"duplicate member", "POST", "/dcr/clients", "application/json", `{"client_name":"a","client_name":"b"}`, 400},
 		{"not JSON", "POST", "/dcr/clients", "application/json", `{`, 400},
+		{"invalid UTF-8", "POST", "/dcr/clients", "application/json", "{\"client_name\":\"\xff\"}", 400},
+		{"huge array", "POST", "/dcr/clients", "application/json", `{"redirect_uris":[` + strings.Repeat(`"https://a.example/",`, 2000) + `"x"]}`, 400},
+		{"settings of invalid UTF-8", "PATCH", "/dcr/clients/x", "application/json", "{\"scope\":\"\xff\"}", 400},
+		{"settings as a form", "PATCH", "/dcr/clients/x", "application/x-www-form-urlencoded", "disabled=true", 415},
+		{"token of a wrong type", "POST", "/dcr/initial_access_tokens", "application/json", `{"max_uses":"3"}`, 400},
 		{"form body", "POST", "/dcr/clients", "application/x-www-form-urlencoded", `client_name=x`, 415},
 		{"huge body", "POST", "/dcr/clients", "application/json", `{"client_name":"` + strings.Repeat("a", maxAdminBody) + `"}`, 413},
 		{"bad limit", "GET", "/dcr/clients?limit=0", "", "", 400},
@@ -372,5 +378,49 @@ func TestAdminManagesInitialAccessTokens(t *testing.T) {
 	}
 	if _, m := e.do("GET", "/dcr/initial_access_tokens", ""); len(m["initial_access_tokens"].([]any)) != 1 {
 		t.Errorf("after delete: %v", m)
+	}
+}
+
+// Operators rotating one client at once: each rotation either wins or is
+// told to try again, and of the secrets handed out exactly one works.
+func TestAdminConcurrentRotationsLeaveOneSecret(t *testing.T) {
+	e := newAdminEnv(t)
+	_, m := e.do("POST", "/dcr/clients", `{"grant_types":["client_credentials"]}`)
+	id := m["client_id"].(string)
+	const n = 8
+	secrets := make([]string, n)
+	statuses := make([]int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			r := httptest.NewRequest("POST", "/dcr/clients/"+id+"/rotate_secret", nil)
+			w := httptest.NewRecorder()
+			err := e.api.serve(w, r)
+			var apiErr caddy.APIError
+			switch {
+			case err == nil:
+				var v map[string]any
+				_ = json.Unmarshal(w.Body.Bytes(), &v)
+				secrets[i], statuses[i] = v["client_secret"].(string), w.Code
+			case errors.As(err, &apiErr):
+				statuses[i] = apiErr.HTTPStatus
+			}
+		})
+	}
+	wg.Wait()
+	working := 0
+	for i := range n {
+		switch statuses[i] {
+		case http.StatusOK:
+			if e.token(id, secrets[i]) == http.StatusOK {
+				working++
+			}
+		case http.StatusConflict:
+		default:
+			t.Errorf("rotation %d: status %d", i, statuses[i])
+		}
+	}
+	if working != 1 {
+		t.Errorf("%d of the secrets handed out work, want exactly 1 (statuses %v)", working, statuses)
 	}
 }
