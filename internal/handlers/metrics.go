@@ -84,6 +84,9 @@ func (s *Server) countRegistration(r *http.Request, o *outcome) {
 		m = metrics.RegistrationUnauthorized
 	case o.status == http.StatusTooManyRequests:
 		m = metrics.RegistrationRateLimited
+	case o.code == errTemporarilyUnavailable:
+		// max_clients reached: the server is full, not broken.
+		m = metrics.RegistrationFull
 	case o.status >= 500:
 		m = metrics.RegistrationError
 	default:
@@ -92,6 +95,10 @@ func (s *Server) countRegistration(r *http.Request, o *outcome) {
 	metrics.Registration(m)
 	s.audit(r, auditRegister, "", actorAnonymous, o.code, nil)
 }
+
+// errTemporarilyUnavailable is the code of a registration refused because
+// the store holds max_clients clients (RFC 6749 §4.1.2.1 names it).
+const errTemporarilyUnavailable = "temporarily_unavailable"
 
 // gateFailure classifies why checkAccessToken refused a token.
 func gateFailure(err error) metrics.GateOutcome {

@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"testing"
 
@@ -123,3 +124,27 @@ type discardWriter struct{ h http.Header }
 func (d discardWriter) Header() http.Header         { return d.h }
 func (d discardWriter) Write(b []byte) (int, error) { return len(b), nil }
 func (d discardWriter) WriteHeader(int)             {}
+
+func TestRegistrationOutcomesByAnswer(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	for _, tc := range []struct {
+		status int
+		code   string
+		want   string
+	}{
+		{http.StatusCreated, "", "created"},
+		{http.StatusUnauthorized, "invalid_token", "unauthorized"},
+		{http.StatusBadRequest, "invalid_redirect_uri", "rejected"},
+		{http.StatusTooManyRequests, "", "rate_limited"},
+		{http.StatusServiceUnavailable, "temporarily_unavailable", "full"},
+		{http.StatusServiceUnavailable, "server_error", "error"},
+	} {
+		watched := [][3]string{{"caddy_dcr_registrations_total", "outcome", tc.want}}
+		got := delta(t, watched, func() {
+			ts.srv.countRegistration(httptest.NewRequest("POST", "/oauth/register", nil), &outcome{status: tc.status, code: tc.code})
+		})
+		if got[0] != 1 {
+			t.Errorf("%d %s counted as %s %v times, want once", tc.status, tc.code, tc.want, got[0])
+		}
+	}
+}

@@ -26,7 +26,7 @@ func opts(name, help string) prometheus.Opts {
 var (
 	registrations = prometheus.NewCounterVec(prometheus.CounterOpts(opts("registrations_total",
 		"Client registration requests (RFC 7591) by outcome: created, unauthorized (no valid initial access token), "+
-			"rejected (bad metadata or policy), rate_limited, error (server or storage failure).")), []string{"outcome"})
+			"rejected (bad metadata or policy), rate_limited, full (max_clients reached), error (server or storage failure).")), []string{"outcome"})
 	tokensIssued = prometheus.NewCounterVec(prometheus.CounterOpts(opts("tokens_issued_total",
 		"Successful token endpoint responses by grant type.")), []string{"grant_type"})
 	tokenErrors = prometheus.NewCounterVec(prometheus.CounterOpts(opts("token_errors_total",
@@ -52,11 +52,12 @@ const (
 	RegistrationUnauthorized
 	RegistrationRejected
 	RegistrationRateLimited
+	RegistrationFull
 	RegistrationError
 	numRegistrationOutcomes
 )
 
-var registrationOutcomes = [numRegistrationOutcomes]string{"created", "unauthorized", "rejected", "rate_limited", "error"}
+var registrationOutcomes = [numRegistrationOutcomes]string{"created", "unauthorized", "rejected", "rate_limited", "full", "error"}
 
 // GateOutcome is what the token gate decided about a request.
 type GateOutcome int
