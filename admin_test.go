@@ -7,9 +7,11 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 
@@ -32,20 +34,21 @@ func newAdminEnv(t *testing.T) *adminEnv {
 	servers = &registry{byStore: map[string][]*handlers.Server{}}
 	t.Cleanup(func() { servers = saved })
 	e := &adminEnv{t: t, api: &AdminAPI{}}
-	e.h = e.handler(filepath.Join(t.TempDir(), "db"))
-	e.store = e.h.storeName
+	e.h, _ = e.handler(filepath.Join(t.TempDir(), "db"))
+	e.store = storage.NameOf(e.h.server.Store())
 	return e
 }
 
-// handler provisions one more dcr handler on the Badger store in dir.
-func (e *adminEnv) handler(dir string) *Handler {
+// handler provisions one more dcr handler on the Badger store in dir, and
+// returns it with the function that unloads it.
+func (e *adminEnv) handler(dir string) (*Handler, func()) {
 	e.t.Helper()
 	h := &Handler{StorageRaw: storageJSON(dir), Issuer: "https://auth.example"}
-	if _, err := provision(e.t, h); err != nil {
+	unload, err := provision(e.t, h)
+	if err != nil {
 		e.t.Fatal(err)
 	}
-	e.t.Cleanup(func() { _ = h.Cleanup() })
-	return h
+	return h, unload
 }
 
 // do sends a request to the admin API and returns the status and the JSON
@@ -261,7 +264,11 @@ func TestAdminRevokesGrants(t *testing.T) {
 
 func TestAdminNeedsAStoreNameWhenThereAreSeveral(t *testing.T) {
 	e := newAdminEnv(t)
-	other := e.handler(filepath.Join(t.TempDir(), "other"))
+	other, unload := e.handler(filepath.Join(t.TempDir(), "other"))
+	otherName := storage.NameOf(other.server.Store())
+	if !strings.HasPrefix(otherName, "badger:") || otherName == e.store {
+		t.Fatalf("the stores are named %q and %q", e.store, otherName)
+	}
 	status, m := e.do("GET", "/dcr/clients", "")
 	if status != http.StatusBadRequest || !strings.Contains(m["error"].(string), "?store=") {
 		t.Fatalf("no store named: %d %v", status, m)
@@ -270,15 +277,22 @@ func TestAdminNeedsAStoreNameWhenThereAreSeveral(t *testing.T) {
 	if status != http.StatusOK || len(m["stores"].([]any)) != 2 {
 		t.Fatalf("stores: %d %v", status, m)
 	}
-	status, m = e.do("POST", "/dcr/clients?store="+url.QueryEscape(other.storeName), `{"grant_types":["client_credentials"]}`)
+	status, m = e.do("POST", "/dcr/clients?store="+url.QueryEscape(otherName), `{"grant_types":["client_credentials"]}`)
 	if status != http.StatusCreated {
 		t.Fatalf("create in the named store: %d %v", status, m)
 	}
 	if n := e.clientCount(); n != 0 {
 		t.Errorf("the client went to the other store")
 	}
-	// A handler's cleanup takes it out of reach.
-	_ = other.Cleanup()
+	// Unloading a handler's config takes it out of reach (once the
+	// context's AfterFunc ran).
+	unload()
+	for deadline := time.Now().Add(10 * time.Second); len(servers.stores()) != 1; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the unloaded handler is still reachable: %v", servers.stores())
+		}
+		runtime.Gosched()
+	}
 	if status, _ := e.do("GET", "/dcr/clients", ""); status != http.StatusOK {
 		t.Errorf("one store left, none named: %d", status)
 	}

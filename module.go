@@ -24,7 +24,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-dcr/caddy-dcr/internal/handlers"
-	"github.com/caddy-dcr/caddy-dcr/internal/metrics"
 	"github.com/caddy-dcr/caddy-dcr/storage"
 	"github.com/caddy-dcr/caddy-dcr/storage/badger"
 	_ "github.com/caddy-dcr/caddy-dcr/storage/postgres" // registers dcr.storage.postgres
@@ -165,9 +164,8 @@ type Handler struct {
 	// private addresses. Default: false.
 	MetadataDocumentAllowPrivate bool `json:"metadata_document_allow_private,omitempty"`
 
-	server    *handlers.Server
-	storeName string // the store's name in the admin API (see servers)
-	logger    *zap.Logger
+	server *handlers.Server
+	logger *zap.Logger
 }
 
 // CaddyModule returns the Caddy module information.
@@ -218,9 +216,6 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 	}
 
-	if err := metrics.Register(ctx.GetMetricsRegistry(), clientCount); err != nil {
-		return fmt.Errorf("registering metrics: %w", err)
-	}
 	store, err := h.loadStorage(ctx)
 	if err != nil {
 		return err
@@ -267,7 +262,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	servers.add(h.storeName, h.server)
+	if err := servers.expose(ctx, h.server); err != nil {
+		return err
+	}
 	if len(h.InitialAccessTokens) == 0 {
 		h.logger.Warn("client registration is open: anyone who can reach the registration endpoint can register a client; set initial_access_token to gate it",
 			zap.String("registration_path", h.RegistrationPath))
@@ -435,20 +432,7 @@ func (h *Handler) loadStorage(ctx caddy.Context) (storage.Store, error) {
 	if !ok {
 		return nil, fmt.Errorf("storage module %T provides no store", mod)
 	}
-	if named, ok := mod.(interface{ Name() string }); ok {
-		h.storeName = named.Name()
-	}
 	return backend.Store(), nil
-}
-
-// Cleanup takes the handler out of the admin API's reach; Caddy releases
-// the store with the storage module. It is safe after a Provision that
-// failed part way.
-func (h *Handler) Cleanup() error {
-	if h.server != nil {
-		servers.remove(h.storeName, h.server)
-	}
-	return nil
 }
 
 // ServeHTTP serves the OAuth endpoints and passes other requests on.
@@ -460,7 +444,6 @@ func (h Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 var (
 	_ caddy.Provisioner           = (*Handler)(nil)
 	_ caddy.Validator             = (*Handler)(nil)
-	_ caddy.CleanerUpper          = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 	_ caddyfile.Unmarshaler       = (*Handler)(nil)
 )

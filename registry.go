@@ -1,6 +1,7 @@
 package caddydcr
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"slices"
@@ -10,6 +11,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/caddy-dcr/caddy-dcr/internal/handlers"
+	"github.com/caddy-dcr/caddy-dcr/internal/metrics"
+	"github.com/caddy-dcr/caddy-dcr/storage"
 )
 
 // servers are the provisioned dcr handlers, by the name of the store
@@ -23,6 +26,20 @@ var servers = &registry{byStore: map[string][]*handlers.Server{}}
 type registry struct {
 	mu      sync.Mutex
 	byStore map[string][]*handlers.Server // in the order provisioned
+}
+
+// expose puts a provisioned handler's server within the admin API's reach
+// until ctx (the handler's config) is cancelled, and registers the metrics
+// in ctx's registry. A store Share did not open has no name and is not
+// exposed.
+func (reg *registry) expose(ctx caddy.Context, s *handlers.Server) error {
+	if err := metrics.Register(ctx.GetMetricsRegistry(), clientCount); err != nil {
+		return fmt.Errorf("registering metrics: %w", err)
+	}
+	name := storage.NameOf(s.Store())
+	reg.add(name, s)
+	context.AfterFunc(ctx, func() { reg.remove(name, s) })
+	return nil
 }
 
 func (reg *registry) add(store string, s *handlers.Server) {

@@ -198,6 +198,11 @@ func TestOperationsThroughCaddy(t *testing.T) {
 	if got := scrape(t, e)[`caddy_dcr_registrations_total{outcome="created"}`]; got != "1" {
 		t.Errorf("after a reload, registrations created = %q, want 1", got)
 	}
+	// The admin API still reaches the store through the new config's
+	// handler.
+	if out := e.dcrCLI("clients"); !strings.Contains(out, "nightly job") {
+		t.Errorf("caddy dcr clients after a reload printed:\n%s", out)
+	}
 
 	logs := p.logs.String()
 	assertLogsClean(t, logs, secrets...)
