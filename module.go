@@ -262,14 +262,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := servers.expose(ctx, h.server); err != nil {
-		return err
-	}
 	if len(h.InitialAccessTokens) == 0 {
 		h.logger.Warn("client registration is open: anyone who can reach the registration endpoint can register a client; set initial_access_token to gate it",
 			zap.String("registration_path", h.RegistrationPath))
 	}
-	return nil
+	// Last, once nothing can fail: the admin API reaches the handler
+	// until its config is unloaded.
+	return servers.expose(ctx, h.server)
 }
 
 // Validate checks the configuration.
