@@ -266,8 +266,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.logger.Warn("client registration is open: anyone who can reach the registration endpoint can register a client; set initial_access_token to gate it",
 			zap.String("registration_path", h.RegistrationPath))
 	}
-	// Last, once nothing can fail: the admin API reaches the handler
-	// until its config is unloaded.
+	// Last: the admin API reaches the handler until its config is
+	// unloaded.
 	return servers.expose(ctx, h.server)
 }
 
