@@ -114,7 +114,7 @@ func (reg *registry) server(store string) (*handlers.Server, error) {
 		}
 		slices.Sort(names)
 		return nil, caddy.APIError{HTTPStatus: http.StatusBadRequest,
-			Err: fmt.Errorf("dcr handlers use %d stores: say which with ?store=<name>, one of %q", len(names), names)}
+			Err: fmt.Errorf("dcr handlers use %d stores: say which with ?store=<name> (caddy dcr --store <name>), one of %q", len(names), names)}
 	}
 	list := reg.byStore[store]
 	if len(list) == 0 {
