@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/caddy-dcr/caddy-dcr/internal/metrics"
+	"github.com/caddy-dcr/caddy-dcr/storage"
 )
 
 // AuditLoggerName is the name of the audit log, so that a Caddy log can
@@ -47,6 +48,9 @@ const (
 	// actorAnonymous registered (or tried to): nobody is authenticated
 	// at an open registration endpoint.
 	actorAnonymous = "anonymous"
+	// actorTokenHolder registered with an initial access token made at
+	// run time.
+	actorTokenHolder = "initial_access_token"
 	// actorClient is the client itself, authenticated by its secret or
 	// its registration access token.
 	actorClient = "client"
@@ -93,6 +97,15 @@ func remoteIP(r *http.Request) string {
 		return r.RemoteAddr
 	}
 	return host
+}
+
+// registrant is who registered c: whoever held a run-time initial access
+// token, or else anybody.
+func registrant(c *storage.Client) string {
+	if c.Origin == storage.OriginInitialAccessToken {
+		return actorTokenHolder
+	}
+	return actorAnonymous
 }
 
 // auditRefusedConfiguration audits an RFC 7592 update, deletion or

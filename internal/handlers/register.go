@@ -128,7 +128,7 @@ func (s *Server) serveRegister(w http.ResponseWriter, r *http.Request) {
 		s.internalError(w, "encoding registration", c.ID, err)
 		return
 	}
-	s.audit(r, auditRegister, c.ID, actorAnonymous, "", nil)
+	s.audit(r, auditRegister, c.ID, registrant(c), "", nil)
 	if ce := s.log.Check(zapcore.DebugLevel, "client registered"); ce != nil {
 		ce.Write(zap.String("client_id", c.ID), zap.String("client_name", c.Metadata.ClientName),
 			zap.String("token_endpoint_auth_method", c.Metadata.TokenEndpointAuthMethod))
