@@ -266,6 +266,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		MetadataDocuments:   documents,
 		Limits:              h.handlerLimits(),
 		Logger:              h.logger,
+		AuditLogger:         handlers.AuditLogger(ctx),
 	}.WithDefaults())
 	if err != nil {
 		return err
@@ -279,7 +280,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.logger.Warn("client registration is open: anyone who can reach the registration endpoint can register a client; set initial_access_token to gate it",
 			zap.String("registration_path", h.RegistrationPath))
 	}
-	return nil
+	// Last: the admin API reaches the handler until its config is
+	// unloaded.
+	return servers.expose(ctx, h.server)
 }
 
 // Validate checks the configuration.

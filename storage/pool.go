@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"sync"
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
@@ -31,7 +32,23 @@ type pooled struct {
 }
 
 // Destruct closes the store once its last user let go.
-func (p pooled) Destruct() error { return p.Close() }
+func (p pooled) Destruct() error {
+	names.Delete(p.Cached)
+	return p.Close()
+}
+
+// names holds the key of each open store, for NameOf.
+var names sync.Map // *Cached -> string
+
+// NameOf returns the key under which s was shared ("badger:<dir>",
+// "postgres:<user>@<host>:<port>/<database>#<fingerprint>"; it names no
+// secret), or "" for a store that Share did not open. The admin API tells
+// stores apart by it.
+func NameOf(s Store) string {
+	name, _ := names.Load(s)
+	n, _ := name.(string)
+	return n
+}
 
 // Share returns the open store under key (a backend's name and its
 // address, as "badger:/var/lib/caddy/dcr"), opening it with open and
@@ -45,11 +62,13 @@ func Share(ctx context.Context, key string, options any, open func() (Store, err
 		if err != nil {
 			return nil, err
 		}
+		s = Observe(s)
 		c, err := NewCached(ctx, s, log)
 		if err != nil {
 			return nil, errors.Join(fmt.Errorf("loading revocations: %w", err), s.Close())
 		}
 		log.Debug("opened store", zap.String("store", key))
+		names.Store(c, key)
 		return pooled{c, options}, nil
 	})
 	if err != nil {

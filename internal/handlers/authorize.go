@@ -255,6 +255,7 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if decision != "approve" {
+			s.audit(r, auditConsent, req.client.ID, actorUser, ErrAccessDenied.Code, []zap.Field{zap.String("subject", user), zap.String("scope", req.scope)})
 			s.redirectError(w, r, req, ErrAccessDenied.WithDescription("the person denied the request"))
 			return
 		}
@@ -482,6 +483,9 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, req *authzReq
 		s.log.Error("recording grant failed", zap.String("client_id", req.client.ID), zap.Error(err))
 		s.redirectError(w, r, req, ErrServerError.WithDescription("the grant could not be recorded"))
 		return
+	}
+	if approved {
+		s.audit(r, auditConsent, req.client.ID, actorUser, "", []zap.Field{zap.String("subject", user), zap.String("scope", req.scope)})
 	}
 	code := newSecret()
 	err = s.store.CreateAuthCode(r.Context(), storage.HashSecret(code), &storage.AuthCode{

@@ -19,12 +19,14 @@ import (
 func (s *Server) authenticateRegistration(w http.ResponseWriter, r *http.Request, id string) (*storage.Client, []byte, bool) {
 	token, ok := bearerToken(r)
 	if !ok {
+		s.auditRefusedConfiguration(r, id)
 		challenge(w, "a registration access token is required")
 		return nil, nil, false
 	}
 	hash := storage.HashSecret(token)
 	c, err := s.store.ClientByRegistrationToken(r.Context(), hash)
 	if errors.Is(err, storage.ErrNotFound) || err == nil && subtle.ConstantTimeCompare([]byte(c.ID), []byte(id)) != 1 {
+		s.auditRefusedConfiguration(r, id)
 		challenge(w, "the registration access token is not valid for this client")
 		return nil, nil, false
 	}
@@ -60,12 +62,11 @@ func (s *Server) serveClientConfiguration(w http.ResponseWriter, r *http.Request
 	case http.MethodDelete:
 		// RFC 7592 §2.3: delete the client and everything issued to it;
 		// its registration access token stops working with it.
-		ctx, cancel := revocationContext(r.Context())
-		defer cancel()
-		if err := s.store.DeleteClient(ctx, id, s.revokedUntil()); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		if err := s.deleteClient(r.Context(), id); err != nil && !errors.Is(err, storage.ErrNotFound) {
 			s.internalError(w, "deleting client", id, err)
 			return
 		}
+		s.audit(r, auditDelete, id, actorClient, "", nil)
 		if ce := s.log.Check(zapcore.DebugLevel, "client deleted"); ce != nil {
 			ce.Write(zap.String("client_id", id))
 		}
@@ -110,6 +111,7 @@ func (s *Server) updateClient(w http.ResponseWriter, r *http.Request, current *s
 	if !s.replaceClient(w, r, &c, tokenHash, "updating client") {
 		return
 	}
+	s.audit(r, auditUpdate, c.ID, actorClient, "", nil)
 	s.writeClient(w, r, http.StatusOK, &c, issued, "")
 }
 
@@ -140,13 +142,11 @@ func (s *Server) serveRotateSecret(w http.ResponseWriter, r *http.Request, id st
 	if !ok {
 		return
 	}
-	token := newSecret()
-	c := *current
-	issued := s.issueSecret(&c, newSecret())
-	c.RegistrationTokenHash = storage.HashSecret(token)
+	c, issued, token := s.newCredentials(current)
 	if !s.replaceClient(w, r, &c, tokenHash, "rotating client secret") {
 		return
 	}
+	s.audit(r, auditRotate, id, actorClient, "", nil)
 	if ce := s.log.Check(zapcore.DebugLevel, "client secret rotated"); ce != nil {
 		ce.Write(zap.String("client_id", id))
 	}

@@ -10,6 +10,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddy-dcr/caddy-dcr/internal/metrics"
 )
 
 var (
@@ -89,9 +91,11 @@ func (s *Server) serveGated(w http.ResponseWriter, r *http.Request, next caddyht
 	// one; when allowed, it goes to the upstream, which answers for CORS.
 	if s.cfg.AllowPreflight && r.Method == http.MethodOptions &&
 		r.Header.Get("Origin") != "" && r.Header.Get("Access-Control-Request-Method") != "" {
+		metrics.Gate(metrics.GatePreflight)
 		return next.ServeHTTP(w, r)
 	}
 	if s.cfg.FailClosed && !s.revocationsCurrent() {
+		metrics.Gate(metrics.GateUnavailable)
 		w.Header().Set("Retry-After", retryAfterSeconds)
 		return caddyhttp.Error(http.StatusServiceUnavailable,
 			errors.New("the store is unreachable, so revocations made elsewhere may be missing (fail_closed)"))
@@ -100,19 +104,23 @@ func (s *Server) serveGated(w http.ResponseWriter, r *http.Request, next caddyht
 	if !ok {
 		// RFC 6750 §3.1: a request with no token gets a challenge
 		// without an error code.
+		metrics.Gate(metrics.GateNoToken)
 		return s.refuse(w, r, nil, errors.New("no bearer token"))
 	}
 	c, err := s.checkAccessToken(r.Context(), r, token)
 	if err != nil {
+		metrics.Gate(gateFailure(err))
 		return s.refuse(w, r, ErrInvalidToken.WithDescription(err.Error()), err)
 	}
 	if !s.audienceAccepted(c.Audience, r) {
 		err := errors.New("the access token is for another resource")
+		metrics.Gate(metrics.GateWrongAudience)
 		return s.refuse(w, r, ErrInvalidToken.WithDescription(err.Error()), err)
 	}
 	for _, want := range s.cfg.RequireScope {
 		if !hasScope(c.Scope, want) {
 			err := errors.New("the access token lacks a required scope")
+			metrics.Gate(metrics.GateInsufficientScope)
 			return s.refuse(w, r, ErrInsufficientScope.WithDescription(err.Error()), err)
 		}
 	}
@@ -141,6 +149,7 @@ func (s *Server) serveGated(w http.ResponseWriter, r *http.Request, next caddyht
 	if s.cfg.StripAuthorization {
 		r.Header.Del("Authorization")
 	}
+	metrics.Gate(metrics.GateAllowed)
 	return next.ServeHTTP(w, r)
 }
 

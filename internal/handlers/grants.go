@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strings"
 
+	"go.uber.org/zap"
+
 	"github.com/caddy-dcr/caddy-dcr/storage"
 )
 
@@ -93,9 +95,7 @@ func (s *Server) serveGrant(w http.ResponseWriter, r *http.Request, clientID str
 	}
 	// Every token and code issued under the grant carries its ID: one
 	// revocation reaches all of them, however many there are.
-	ctx, cancel := revocationContext(r.Context())
-	defer cancel()
-	_, err := s.store.RevokeGrant(ctx, user, clientID, s.revokedUntil())
+	err := s.revokeGrant(r.Context(), user, clientID)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		writeJSON(w, http.StatusNotFound, ErrInvalidRequest.WithDescription("no such grant"))
@@ -104,6 +104,7 @@ func (s *Server) serveGrant(w http.ResponseWriter, r *http.Request, clientID str
 		s.internalError(w, "revoking grant", clientID, err)
 		return
 	}
+	s.audit(r, auditGrantRevoke, clientID, actorUser, "", []zap.Field{zap.String("subject", user)})
 	if r.Method == http.MethodPost {
 		http.Redirect(w, r, s.cfg.GrantsPath, http.StatusSeeOther)
 		return

@@ -80,6 +80,9 @@ func (e *Error) Is(target error) bool {
 // carries: RFC 6749 §5.1 forbids caching token responses, and RFC 7591
 // §3.2.1 and RFC 7592 §3 ask the same of registration responses.
 func writeJSON(w http.ResponseWriter, status int, v any) {
+	if e, ok := v.(*Error); ok {
+		noteError(w, e.Code)
+	}
 	b, err := json.Marshal(v)
 	if err != nil {
 		// Every value passed here is made of strings, numbers and raw

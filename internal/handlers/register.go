@@ -55,6 +55,12 @@ func (s *Server) readMetadata(w http.ResponseWriter, r *http.Request) (*metadata
 	if oerr != nil {
 		return nil, oerr
 	}
+	return s.checkMetadata(body)
+}
+
+// checkMetadata parses and validates a registration or update body: the
+// one check of client metadata, for the endpoints and the admin API.
+func (s *Server) checkMetadata(body []byte) (*metadataRequest, *Error) {
 	req, oerr := parseMetadata(body)
 	if oerr != nil {
 		return nil, oerr
@@ -146,6 +152,7 @@ func (s *Server) serveRegister(w http.ResponseWriter, r *http.Request) {
 		s.internalError(w, "encoding registration", c.ID, err)
 		return
 	}
+	s.audit(r, auditRegister, c.ID, registrant(c), "", nil)
 	if ce := s.log.Check(zapcore.DebugLevel, "client registered"); ce != nil {
 		ce.Write(zap.String("client_id", c.ID), zap.String("client_name", c.Metadata.ClientName),
 			zap.String("token_endpoint_auth_method", c.Metadata.TokenEndpointAuthMethod))

@@ -47,7 +47,7 @@ func (s *Server) serveRevoke(w http.ResponseWriter, r *http.Request) {
 			fail(err)
 			return
 		}
-		s.logRevoked(client.ID, "refresh_token")
+		s.logRevoked(r, client.ID, "refresh_token")
 	case !errors.Is(err, storage.ErrNotFound):
 		fail(err)
 		return
@@ -64,12 +64,13 @@ func (s *Server) serveRevoke(w http.ResponseWriter, r *http.Request) {
 			fail(err)
 			return
 		}
-		s.logRevoked(client.ID, "access_token")
+		s.logRevoked(r, client.ID, "access_token")
 	}
 	writeJSON(w, http.StatusOK, struct{}{})
 }
 
-func (s *Server) logRevoked(clientID, kind string) {
+func (s *Server) logRevoked(r *http.Request, clientID, kind string) {
+	s.audit(r, auditTokenRevoke, clientID, actorClient, "", []zap.Field{zap.String("token_type", kind)})
 	if ce := s.log.Check(zapcore.DebugLevel, "token revoked"); ce != nil {
 		ce.Write(zap.String("client_id", clientID), zap.String("token_type", kind))
 	}

@@ -101,6 +101,9 @@ type Config struct {
 	Limits Limits
 	// Logger receives the handlers' logs. Default: no-op.
 	Logger *zap.Logger
+	// AuditLogger receives one line for every change made to a client,
+	// a grant or a token (see audit). Default: no-op.
+	AuditLogger *zap.Logger
 	// Now is the clock. Default: time.Now.
 	Now func() time.Time
 }
@@ -116,6 +119,7 @@ type Server struct {
 	policy     metadataPolicy
 	limiter    *rateLimiter // nil: registration is not rate limited
 	log        *zap.Logger
+	auditLog   *zap.Logger
 	now        func() time.Time
 
 	keys   *keyRing
@@ -185,6 +189,9 @@ func (c Config) WithDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
 	}
+	if c.AuditLogger == nil {
+		c.AuditLogger = zap.NewNop()
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -209,6 +216,7 @@ func New(ctx context.Context, store storage.Store, cfg Config) (*Server, error) 
 		log:     cfg.Logger,
 		now:     cfg.Now,
 	}
+	s.auditLog = cfg.AuditLogger
 	if cfg.Issuer != "" {
 		u, err := url.Parse(cfg.Issuer)
 		if err != nil || u.Scheme == "" || u.Host == "" {
@@ -242,8 +250,8 @@ func New(ctx context.Context, store storage.Store, cfg Config) (*Server, error) 
 		}
 	}
 	s.endpoints = map[string]http.HandlerFunc{
-		cfg.RegistrationPath:  s.serveRegister,
-		cfg.TokenPath:         s.serveToken,
+		cfg.RegistrationPath:  observe(s.serveRegister, s.countRegistration),
+		cfg.TokenPath:         observe(s.serveToken, countToken),
 		cfg.IntrospectionPath: s.serveIntrospect,
 		cfg.RevocationPath:    s.serveRevoke,
 		cfg.JWKSPath:          s.serveJWKS,
