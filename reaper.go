@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-dcr/caddy-dcr/internal/handlers"
+	"github.com/caddy-dcr/caddy-dcr/internal/metrics"
 	"github.com/caddy-dcr/caddy-dcr/storage"
 )
 
@@ -99,6 +100,28 @@ func (r *reaper) run(ctx context.Context) {
 	}
 }
 
+// report counts and audits clients reaped for reason, through one of the
+// handlers (they share the store, its metrics and its audit log).
+func (r *reaper) report(reason string, ids []string) {
+	if len(ids) == 0 {
+		return
+	}
+	r.mu.Lock()
+	var srv *handlers.Server
+	for h := range r.handlers {
+		if h.server != nil {
+			srv = h.server
+			break
+		}
+	}
+	r.mu.Unlock()
+	if srv == nil {
+		metrics.ClientsReaped(reason, len(ids))
+		return
+	}
+	srv.ClientsReaped(reason, ids)
+}
+
 // ttls are the TTLs that apply: for each, off if any handler has it off,
 // else the longest.
 func (r *reaper) ttls() reapTTLs {
@@ -133,30 +156,35 @@ func (r *reaper) reap(ctx context.Context) int {
 		return 0
 	}
 	now := r.now()
-	p := storage.ReapPolicy{
-		Now: now.Unix(), Until: now.Add(handlers.RevocationRetention).Unix(), Limit: storage.MaxReapBatch,
-	}
-	if ttls.unused > 0 {
-		p.UnusedBefore = now.Add(-ttls.unused).Unix()
-	}
-	if ttls.idle > 0 {
-		p.IdleBefore = now.Add(-ttls.idle).Unix()
-	}
 	total := 0
-	for ctx.Err() == nil {
-		ids, err := r.store.ReapClients(ctx, p)
-		total += len(ids)
-		for _, id := range ids {
-			r.log.Debug("reaped client", zap.String("client_id", id))
+	for _, pass := range []struct {
+		reason string
+		ttl    time.Duration
+	}{{"unused", ttls.unused}, {"idle", ttls.idle}} {
+		if pass.ttl == 0 {
+			continue
 		}
-		if err != nil {
-			if ctx.Err() == nil {
-				r.log.Error("reaping clients failed", zap.Error(err))
+		p := storage.ReapPolicy{
+			Now: now.Unix(), Until: now.Add(handlers.RevocationRetention).Unix(), Limit: storage.MaxReapBatch,
+		}
+		if pass.reason == "unused" {
+			p.UnusedBefore = now.Add(-pass.ttl).Unix()
+		} else {
+			p.IdleBefore = now.Add(-pass.ttl).Unix()
+		}
+		for ctx.Err() == nil {
+			ids, err := r.store.ReapClients(ctx, p)
+			total += len(ids)
+			r.report(pass.reason, ids)
+			if err != nil {
+				if ctx.Err() == nil {
+					r.log.Error("reaping clients failed", zap.String("reason", pass.reason), zap.Error(err))
+				}
+				break
 			}
-			break
-		}
-		if len(ids) < storage.MaxReapBatch {
-			break
+			if len(ids) < storage.MaxReapBatch {
+				break
+			}
 		}
 	}
 	if total > 0 {

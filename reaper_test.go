@@ -5,8 +5,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/caddy-dcr/caddy-dcr/internal/metrics"
 	"github.com/caddy-dcr/caddy-dcr/storage"
 	"github.com/caddy-dcr/caddy-dcr/storage/badger"
 	"github.com/caddy-dcr/caddy-dcr/storage/storetest"
@@ -72,8 +74,32 @@ func TestReaperRemovesUnusedAndIdleClients(t *testing.T) {
 
 	r := &reaper{store: store, log: zap.NewNop(), now: func() time.Time { return now }, handlers: map[*Handler]reapTTLs{}}
 	r.handlers[new(Handler)] = reapTTLs{unused: day, idle: 90 * day}
+	reg := prometheus.NewPedanticRegistry()
+	if err := metrics.Register(reg); err != nil {
+		t.Fatal(err)
+	}
+	reaped := func(reason string) float64 {
+		families, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range families {
+			for _, m := range f.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if f.GetName() == "caddy_dcr_clients_reaped_total" && l.GetValue() == reason {
+						return m.GetCounter().GetValue()
+					}
+				}
+			}
+		}
+		return 0
+	}
+	unused0, idle0 := reaped("unused"), reaped("idle")
 	if n := r.reap(t.Context()); n != storage.MaxReapBatch+21 {
 		t.Fatalf("reaped %d", n)
+	}
+	if u, i := reaped("unused")-unused0, reaped("idle")-idle0; u != storage.MaxReapBatch+20 || i != 1 {
+		t.Fatalf("caddy_dcr_clients_reaped_total counted %v unused and %v idle", u, i)
 	}
 	for _, id := range []string{"unused-young", "active", "unused-with-token"} {
 		if _, err := store.Client(t.Context(), id); err != nil {

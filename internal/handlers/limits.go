@@ -85,6 +85,7 @@ func (s *Server) roomForClient(w http.ResponseWriter, r *http.Request) bool {
 		s.log.Error("reaping unused clients to make room failed", zap.Error(err))
 	}
 	if len(reaped) > 0 {
+		s.ClientsReaped("max_clients", reaped)
 		s.log.Info("reaped unused clients to make room", zap.Int("count", len(reaped)), zap.Int("max_clients", limit))
 		if n, err = s.store.CountClients(ctx); err != nil {
 			s.internalError(w, "counting clients", "", err)
