@@ -88,6 +88,11 @@ func (c *Cached) Close() error {
 }
 
 func (c *Cached) add(r Revocation) {
+	if r.Kind == ClientDisabled {
+		c.forgetClient(r.Key)
+		c.setDisabled(r.Key, r.Until == 1)
+		return
+	}
 	if r.Kind == RevokedClient {
 		c.forgetClient(r.Key)
 	}

@@ -159,6 +159,13 @@ const (
 	RevokedFamily RevocationKind = "family" // a refresh token family
 	RevokedGrant  RevocationKind = "grant"  // a person's grant, by id
 	RevokedClient RevocationKind = "client" // a deleted client
+
+	// ClientDisabled is news rather than a revocation, carried with
+	// them to the processes that follow a shared backend's revocations
+	// (RevocationWatcher): the operator disabled (Until 1) or enabled
+	// (Until 0) the client Key. Revocations never returns it: the
+	// disabled clients are DisabledClients.
+	ClientDisabled RevocationKind = "disabled"
 )
 
 // Revocation is one revocation record: what it names, and the unix time

@@ -111,9 +111,23 @@ func (s *Store) SetClientSettings(ctx context.Context, id string, settings stora
 	if err != nil {
 		return nil, describe("encoding client settings", err)
 	}
+	news := storage.Revocation{Kind: storage.ClientDisabled, Key: id}
+	if settings.Disabled {
+		news.Until = 1
+	}
+	payload, err := json.Marshal(news)
+	if err != nil {
+		return nil, err
+	}
 	var c *storage.Client
-	err = s.call(ctx, "setting client settings", func(ctx context.Context) (err error) {
-		c, err = scanClient(s.pool.QueryRow(ctx, `UPDATE dcr_clients SET settings = $2 WHERE id = $1 RETURNING `+clientColumns, id, b))
+	err = s.tx(ctx, "setting client settings", func(ctx context.Context, tx pgx.Tx) (err error) {
+		c, err = scanClient(tx.QueryRow(ctx, `UPDATE dcr_clients SET settings = $2 WHERE id = $1 RETURNING `+clientColumns, id, b))
+		if err != nil {
+			return err
+		}
+		// The other instances' gates learn it when this commits, as
+		// they learn revocations.
+		_, err = tx.Exec(ctx, `SELECT pg_notify('`+notifyChannel+`', $1)`, string(payload))
 		return err
 	})
 	return c, err

@@ -68,7 +68,8 @@ func TestConcurrentOpensMigrateOnce(t *testing.T) {
 }
 
 // Each revoking write, made through one store, reaches another store's
-// watch: the token gates of other instances learn of it.
+// watch: the token gates of other instances learn of it. So does a client
+// disabled or enabled again.
 func TestRevocationsReachOtherInstances(t *testing.T) {
 	dsn := pgtest.Start(t)
 	writer, follower := open(t, dsn, Options{}), open(t, dsn, Options{})
@@ -108,6 +109,12 @@ func TestRevocationsReachOtherInstances(t *testing.T) {
 			[]storage.Revocation{{Kind: storage.RevokedFamily, Key: "fam-1", Until: until}}},
 		{"RevokeGrant", func() error { _, err := writer.RevokeGrant(ctx, "alice", "app", until); return err },
 			[]storage.Revocation{{Kind: storage.RevokedGrant, Key: "g1", Until: until}, {Kind: storage.RevokedFamily, Key: "legacy", Until: until}}},
+		{"SetClientSettings disables", func() error {
+			_, err := writer.SetClientSettings(ctx, "app", storage.ClientSettings{Disabled: true})
+			return err
+		}, []storage.Revocation{{Kind: storage.ClientDisabled, Key: "app", Until: 1}}},
+		{"SetClientSettings enables", func() error { _, err := writer.SetClientSettings(ctx, "app", storage.ClientSettings{}); return err },
+			[]storage.Revocation{{Kind: storage.ClientDisabled, Key: "app", Until: 0}}},
 		{"DeleteClient", func() error { return writer.DeleteClient(ctx, "app", until) },
 			[]storage.Revocation{{Kind: storage.RevokedClient, Key: "app", Until: until}}},
 	} {
@@ -327,4 +334,42 @@ func must(t testing.TB, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// A client disabled through one instance's view is refused by another
+// instance's view within a second, and accepted again within a second of
+// being enabled: the gates of every instance follow the operator.
+func TestDisablingReachesOtherInstancesGates(t *testing.T) {
+	dsn := pgtest.Start(t)
+	view := func() *storage.Cached {
+		c, err := storage.NewCached(t.Context(), open(t, dsn, Options{}), nil)
+		must(t, err)
+		return c
+	}
+	writer, follower := view(), view()
+	ctx := t.Context()
+	must(t, writer.CreateClient(ctx, storetest.NewClient("app")))
+	for !follower.Current() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	refused := func() bool {
+		r, err := follower.Revoked(ctx, "jti", "app", "", "")
+		must(t, err)
+		return r
+	}
+	waitFor := func(want bool) {
+		t.Helper()
+		for deadline := time.Now().Add(time.Second); refused() != want; {
+			if time.Now().After(deadline) {
+				t.Fatalf("the other instance still says refused=%v a second later", !want)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	_, err := writer.SetClientSettings(ctx, "app", storage.ClientSettings{Disabled: true})
+	must(t, err)
+	waitFor(true)
+	_, err = writer.SetClientSettings(ctx, "app", storage.ClientSettings{})
+	must(t, err)
+	waitFor(false)
 }
