@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -119,6 +120,12 @@ func (c *accessClaims) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &f); err != nil {
 		return err
 	}
+	if onlyReservedMembers(b) {
+		// The usual token: nothing more to read, and no need to
+		// decode it all again into a map.
+		*c = accessClaims(f)
+		return nil
+	}
 	var all map[string]any
 	if err := json.Unmarshal(b, &all); err != nil {
 		return err
@@ -140,6 +147,42 @@ func (c *accessClaims) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// onlyReservedMembers reports whether b, a valid JSON object, has no
+// member but the reserved claims, each spelled exactly (a name with an
+// escape, or a case variant, counts as another member).
+func onlyReservedMembers(b []byte) bool {
+	depth, name := 0, false
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; c {
+		case '{', '[':
+			depth++
+			name = c == '{' && depth == 1
+		case '}', ']':
+			depth--
+		case ',':
+			name = depth == 1
+		case '"':
+			j := i + 1
+			for ; j < len(b) && b[j] != '"'; j++ {
+				if b[j] == '\\' {
+					if name {
+						return false
+					}
+					j++
+				}
+			}
+			if name {
+				if !slices.ContainsFunc(reservedClaims, func(r string) bool { return string(b[i+1:j]) == r }) {
+					return false
+				}
+				name = false
+			}
+			i = j
+		}
+	}
+	return true
+}
+
 type signingKey struct {
 	id     string
 	priv   *ecdsa.PrivateKey
@@ -159,6 +202,7 @@ type keyRing struct {
 	current    *signingKey
 	created    time.Time
 	public     map[string]*ecdsa.PublicKey
+	headers    map[string]*ecdsa.PublicKey // by the encoded header this server writes for the key
 	jwks       []byte
 	lastReload time.Time
 }
@@ -232,6 +276,7 @@ func (k *keyRing) reload(ctx context.Context, rotate bool) error {
 		return errors.New("no signing key")
 	}
 	public := make(map[string]*ecdsa.PublicKey, len(keys))
+	headers := make(map[string]*ecdsa.PublicKey, len(keys))
 	type jwk struct {
 		Kty string `json:"kty"`
 		Crv string `json:"crv"`
@@ -260,6 +305,7 @@ func (k *keyRing) reload(ctx context.Context, rotate bool) error {
 			Y: base64.RawURLEncoding.EncodeToString(point[33:65])})
 		header, _ := json.Marshal(map[string]string{"alg": jwtAlg, "kid": sk.ID, "typ": jwtTyp})
 		current = &signingKey{id: sk.ID, priv: priv, header: base64.RawURLEncoding.EncodeToString(header)}
+		headers[current.header] = &priv.PublicKey
 	}
 	jwks, err := json.Marshal(set)
 	if err != nil {
@@ -267,7 +313,7 @@ func (k *keyRing) reload(ctx context.Context, rotate bool) error {
 	}
 	k.mu.Lock()
 	k.current, k.created = current, time.Unix(keys[len(keys)-1].CreatedAt, 0)
-	k.public, k.jwks, k.lastReload = public, jwks, now
+	k.public, k.headers, k.jwks, k.lastReload = public, headers, jwks, now
 	k.mu.Unlock()
 	return nil
 }
@@ -327,11 +373,17 @@ var errBadToken = errors.New("malformed or unverifiable token")
 // verify checks a JWT's header and signature and returns its claims. It
 // checks nothing about the claims' values; the caller does.
 func (k *keyRing) verify(ctx context.Context, token string) (*accessClaims, error) {
-	c, err := parseJWT(token, func(kid string) *ecdsa.PublicKey { return k.publicKey(ctx, kid) })
-	if err != nil {
-		return nil, err
+	// A token this server signed has, byte for byte, the header it
+	// wrote for its key: that header needs no decoding.
+	if h, p, sig, ok := splitJWT(token); ok {
+		k.mu.RLock()
+		pub := k.headers[h]
+		k.mu.RUnlock()
+		if pub != nil {
+			return verifyJWT(token, h, p, sig, pub)
+		}
 	}
-	return c, nil
+	return parseJWT(token, func(kid string) *ecdsa.PublicKey { return k.publicKey(ctx, kid) })
 }
 
 // publicKey returns the verification key with the given id. An unknown id
@@ -366,15 +418,8 @@ func (k *keyRing) jwksJSON() []byte {
 // base64url and the header and claims I-JSON (RFC 7493), so that every
 // verifier reads a token we accept the way we do.
 func parseJWT(token string, keyFor func(kid string) *ecdsa.PublicKey) (*accessClaims, error) {
-	if len(token) > maxTokenLen {
-		return nil, errBadToken
-	}
-	h, rest, ok := strings.Cut(token, ".")
+	h, p, sig, ok := splitJWT(token)
 	if !ok {
-		return nil, errBadToken
-	}
-	p, sig, ok := strings.Cut(rest, ".")
-	if !ok || !isBase64URL(h) || !isBase64URL(p) || !isBase64URL(sig) {
 		return nil, errBadToken
 	}
 	rawHeader, err := jwtEncoding.DecodeString(h)
@@ -401,16 +446,49 @@ func parseJWT(token string, keyFor func(kid string) *ecdsa.PublicKey) (*accessCl
 	if pub == nil {
 		return nil, errBadToken
 	}
-	rawSig, err := jwtEncoding.DecodeString(sig)
-	if err != nil || len(rawSig) != 64 {
+	return verifyJWT(token, h, p, sig, pub)
+}
+
+// splitJWT cuts a compact JWS into its three segments, each of which must
+// be base64url.
+func splitJWT(token string) (h, p, sig string, ok bool) {
+	if len(token) > maxTokenLen {
+		return "", "", "", false
+	}
+	h, rest, ok := strings.Cut(token, ".")
+	if !ok {
+		return "", "", "", false
+	}
+	p, sig, ok = strings.Cut(rest, ".")
+	if !ok || !isBase64URL(h) || !isBase64URL(p) || !isBase64URL(sig) {
+		return "", "", "", false
+	}
+	return h, p, sig, true
+}
+
+// p256HalfOrderBytes is p256HalfOrder as 32 big-endian bytes.
+var p256HalfOrderBytes = p256HalfOrder.FillBytes(make([]byte, 32))
+
+// verifyJWT checks the signature of token, whose segments are h, p and sig
+// and whose header was accepted with the key pub, and decodes its claims.
+// Beyond what ECDSA needs, it allocates only the claims: the signature
+// and the signed text are read from the stack.
+func verifyJWT(token, h, p, sig string, pub *ecdsa.PublicKey) (*accessClaims, error) {
+	var raw [64]byte
+	var buf [88]byte // the 86 characters of a 64-byte signature
+	if len(sig) != 86 {
 		return nil, errBadToken
 	}
-	r, s := new(big.Int).SetBytes(rawSig[:32]), new(big.Int).SetBytes(rawSig[32:])
-	if s.Cmp(p256HalfOrder) > 0 {
+	copy(buf[:], sig)
+	if n, err := jwtEncoding.Decode(raw[:], buf[:len(sig)]); err != nil || n != 64 {
 		return nil, errBadToken
 	}
-	digest := sha256.Sum256([]byte(token[:len(h)+1+len(p)]))
-	if !ecdsa.Verify(pub, digest[:], r, s) {
+	if bytes.Compare(raw[32:], p256HalfOrderBytes) > 0 {
+		return nil, errBadToken
+	}
+	var der [72]byte
+	digest := sha256Of(token[:len(h)+1+len(p)])
+	if !ecdsa.VerifyASN1(pub, digest[:], derSignature(der[:0], &raw)) {
 		return nil, errBadToken
 	}
 	payload, err := jwtEncoding.DecodeString(p)
@@ -422,6 +500,29 @@ func parseJWT(token string, keyFor func(kid string) *ecdsa.PublicKey) (*accessCl
 		return nil, errBadToken
 	}
 	return &c, nil
+}
+
+// derSignature appends the ASN.1 DER form of the ECDSA signature r || s
+// (RFC 3279 §2.2.3: a SEQUENCE of two INTEGERs) to b.
+func derSignature(b []byte, rs *[64]byte) []byte {
+	integer := func(b, v []byte) []byte {
+		v = bytes.TrimLeft(v, "\x00")
+		pad := len(v) == 0 || v[0]&0x80 != 0 // minimal, non-negative
+		n := len(v)
+		if pad {
+			n++
+		}
+		b = append(b, 0x02, byte(n))
+		if pad {
+			b = append(b, 0)
+		}
+		return append(b, v...)
+	}
+	b = append(b, 0x30, 0)
+	b = integer(b, rs[:32])
+	b = integer(b, rs[32:])
+	b[1] = byte(len(b) - 2)
+	return b
 }
 
 // isBase64URL reports whether s is non-empty and only the base64url

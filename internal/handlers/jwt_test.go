@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"math/big"
 	"net/http"
 	"strings"
@@ -312,5 +313,34 @@ func TestRetiredKeysOutliveEveryHandlersTokens(t *testing.T) {
 	long.srv = reloaded
 	if status, _ := long.gated("/api", "Bearer "+token); status != http.StatusTeapot {
 		t.Fatalf("a token of a key the short-lived handler retired: %d", status)
+	}
+}
+
+// Claims are decoded once when the token holds only reserved claims; the
+// shortcut must never hide an extra claim, however the JSON is written.
+func TestOnlyReservedMembers(t *testing.T) {
+	for _, tc := range []struct {
+		json string
+		want bool
+	}{
+		{`{"iss":"i","sub":"s","aud":["a","b"],"exp":1,"client_id":"c","scope":"r w"}`, true},
+		{`{ "sub" : "x,\"email\":\"y", "aud" : [ "a" , "b" ] }`, true},
+		{`{"sub":"s","email":"e"}`, false},
+		{`{"sub":"s","Email":"e"}`, false},
+		{`{"Sub":"s"}`, false},                                // a case variant: decoded the slow way
+		{`{"s\u0075b":"s"}`, false},                           // an escaped name
+		{`{"cnf":{"email":"e","k":[{"x":1}]},"exp":1}`, true}, // nested names are not claims
+		{`{"cnf":{"a":[1,{"b":"}"}]},"groups":"g"}`, false},
+	} {
+		if got := onlyReservedMembers([]byte(tc.json)); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.json, got, tc.want)
+		}
+		var c accessClaims
+		if err := json.Unmarshal([]byte(tc.json), &c); err != nil {
+			t.Fatalf("%s: %v", tc.json, err)
+		}
+		if tc.want && len(c.Extra) != 0 {
+			t.Errorf("%s: extra claims %v behind the shortcut", tc.json, c.Extra)
+		}
 	}
 }

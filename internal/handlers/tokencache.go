@@ -131,10 +131,10 @@ func (c *tokenCache) key(token string) tokenKey {
 	return tokenKey{sig: sha256Of(sig), whole: maphash.String(c.seed, token)}
 }
 
-// sha256Of hashes s without allocating a copy of it when it is short
-// (sha256.Sum256([]byte(s)) would).
+// sha256Of hashes s without allocating a copy of it when it is no longer
+// than a token's signed part usually is (sha256.Sum256([]byte(s)) would).
 func sha256Of(s string) [sha256.Size]byte {
-	var buf [128]byte
+	var buf [1024]byte
 	if len(s) > len(buf) {
 		return sha256.Sum256([]byte(s))
 	}
