@@ -3,6 +3,7 @@ package handlers
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -11,8 +12,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math/big"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -332,31 +335,129 @@ func (k *keyRing) sign(ctx context.Context, c *accessClaims) (string, error) {
 		key = k.current
 		k.mu.RUnlock()
 	}
-	payload, err := json.Marshal(c)
+	payload, err := appendClaims(make([]byte, 0, 512), c)
 	if err != nil {
 		return "", err
 	}
-	var b strings.Builder
-	b.Grow(len(key.header) + len(payload)*4/3 + 90)
-	b.WriteString(key.header)
-	b.WriteByte('.')
-	b.WriteString(base64.RawURLEncoding.EncodeToString(payload))
-	digest := sha256.Sum256([]byte(b.String()))
-	r, s, err := ecdsa.Sign(rand.Reader, key.priv, digest[:])
+	b := make([]byte, 0, len(key.header)+1+base64.RawURLEncoding.EncodedLen(len(payload))+1+86)
+	b = append(b, key.header...)
+	b = append(b, '.')
+	b = base64.RawURLEncoding.AppendEncode(b, payload)
+	digest := sha256.Sum256(b)
+	// RFC 6979: the nonce is derived from the key and the digest, so
+	// signing needs no randomness (a weak source could not leak the key)
+	// and skips the SHA-512 DRBG that Go's randomized signatures run,
+	// about a quarter of the signing time. Every token's claims hold a
+	// fresh random jti, so no two tokens share a message.
+	der, err := key.priv.Sign(nil, digest[:], crypto.SHA256)
 	if err != nil {
 		return "", err
+	}
+	var sig [64]byte
+	if !rawSignature(&sig, der) {
+		return "", errors.New("ecdsa returned a malformed signature")
 	}
 	// (r, n-s) verifies as well as (r, s); parseJWT accepts only the
 	// low one, so every token has a single signature.
-	if s.Cmp(p256HalfOrder) > 0 {
+	if bytes.Compare(sig[32:], p256HalfOrderBytes) > 0 {
+		s := new(big.Int).SetBytes(sig[32:])
 		s.Sub(elliptic.P256().Params().N, s)
+		s.FillBytes(sig[32:])
 	}
-	var sig [64]byte
-	r.FillBytes(sig[:32])
-	s.FillBytes(sig[32:])
-	b.WriteByte('.')
-	b.WriteString(base64.RawURLEncoding.EncodeToString(sig[:]))
-	return b.String(), nil
+	b = append(b, '.')
+	b = base64.RawURLEncoding.AppendEncode(b, sig[:])
+	return string(b), nil
+}
+
+// rawSignature reads the ASN.1 DER form of a P-256 ECDSA signature into
+// r || s, each 32 big-endian bytes.
+func rawSignature(rs *[64]byte, der []byte) bool {
+	// SEQUENCE { INTEGER r, INTEGER s }, all short enough for one-byte
+	// lengths.
+	if len(der) < 2 || der[0] != 0x30 || int(der[1]) != len(der)-2 {
+		return false
+	}
+	rest := der[2:]
+	for _, half := range [...][]byte{rs[:32], rs[32:]} {
+		if len(rest) < 2 || rest[0] != 0x02 || int(rest[1]) > len(rest)-2 {
+			return false
+		}
+		n := int(rest[1])
+		v := bytes.TrimLeft(rest[2:2+n], "\x00")
+		if len(v) > 32 {
+			return false
+		}
+		copy(half[32-len(v):], v)
+		rest = rest[2+n:]
+	}
+	return len(rest) == 0
+}
+
+// appendClaims appends the JSON of c to b, as json.Marshal would write it
+// (TestAppendClaimsAsMarshal), without reflection.
+func appendClaims(b []byte, c *accessClaims) ([]byte, error) {
+	str := func(b []byte, name, v string) []byte {
+		b = append(b, ',', '"')
+		b = append(b, name...)
+		b = append(b, '"', ':')
+		return appendJSONString(b, v)
+	}
+	num := func(b []byte, name string, v int64) []byte {
+		b = append(b, ',', '"')
+		b = append(b, name...)
+		b = append(b, '"', ':')
+		return strconv.AppendInt(b, v, 10)
+	}
+	b = append(b, `{"iss":`...)
+	b = appendJSONString(b, c.Issuer)
+	b = str(b, "sub", c.Subject)
+	b = append(b, `,"aud":`...)
+	if len(c.Audience) == 1 {
+		b = appendJSONString(b, c.Audience[0])
+	} else {
+		aud, err := json.Marshal([]string(c.Audience))
+		if err != nil {
+			return nil, err
+		}
+		b = append(b, aud...)
+	}
+	b = num(b, "exp", c.Expiry)
+	b = num(b, "iat", c.IssuedAt)
+	b = str(b, "jti", c.ID)
+	b = str(b, "client_id", c.ClientID)
+	if c.Scope != "" {
+		b = str(b, "scope", c.Scope)
+	}
+	if c.NotBefore != 0 {
+		b = num(b, "nbf", c.NotBefore)
+	}
+	if c.Family != "" {
+		b = str(b, "fam", c.Family)
+	}
+	if c.Grant != "" {
+		b = str(b, "gid", c.Grant)
+	}
+	for _, k := range slices.Sorted(maps.Keys(c.Extra)) {
+		b = append(b, ',')
+		b = appendJSONString(b, k)
+		b = append(b, ':')
+		b = appendJSONString(b, c.Extra[k])
+	}
+	return append(b, '}'), nil
+}
+
+// appendJSONString appends s as a JSON string, escaped as json.Marshal
+// escapes it.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always marshals
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // p256HalfOrder is n/2 for P-256: an ECDSA signature's s must not exceed it.

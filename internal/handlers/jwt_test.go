@@ -344,3 +344,24 @@ func TestOnlyReservedMembers(t *testing.T) {
 		}
 	}
 }
+
+// The claims are written without reflection; what is written must be what
+// json.Marshal writes, escapes and member order included.
+func TestAppendClaimsAsMarshal(t *testing.T) {
+	for _, c := range []accessClaims{
+		{Issuer: "https://as.example", Subject: "s", Audience: audience{"https://rs.example"}, Expiry: 2, IssuedAt: 1, ID: "j", ClientID: "c"},
+		{Issuer: "i", Subject: "ålice <a&b> \"q\" \\ \n \u2028", Audience: audience{"a", "b"}, Expiry: -1, ID: "j", ClientID: "c",
+			Scope: "read write", NotBefore: 5, Family: "f", Grant: "g", Extra: map[string]string{"z": "1", "email": "a@example.com", "\u00e9": "<"}},
+		{Issuer: "i", Audience: audience{}, Extra: map[string]string{}},
+		{Issuer: "i", Subject: "bad \xff utf-8"},
+	} {
+		want, err := json.Marshal(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := appendClaims(nil, &c)
+		if err != nil || string(got) != string(want) {
+			t.Errorf("appendClaims:\n%s (%v)\njson.Marshal:\n%s", got, err, want)
+		}
+	}
+}
