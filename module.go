@@ -134,7 +134,7 @@ type Handler struct {
 	FailClosed bool `json:"fail_closed,omitempty"`
 	// TokenCacheSize is how many verified access tokens are kept in
 	// memory, so that a token's signature is checked once, not on every
-	// request; an entry takes about 500 bytes. Every handler on one store
+	// request; an entry takes about 400-500 bytes. Every handler on one store
 	// shares one cache, as large as the largest size among them. Make it
 	// larger than the number of tokens in use at once (about one per
 	// connected client). Default: 100000 (handlers.DefaultTokenCacheSize).

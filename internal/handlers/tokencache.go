@@ -11,7 +11,7 @@ import (
 
 // DefaultTokenCacheSize is how many verified access tokens a store's
 // cache holds when no handler on it sets token_cache_size: enough for
-// 100,000 clients calling at once, at about 500 bytes each (50 MiB when
+// 100,000 clients calling at once, at about 400-500 bytes each (50 MiB when
 // full; a token's entry is the same size whichever handler cached it).
 const DefaultTokenCacheSize = 100_000
 
