@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"math/big"
 	"net/http"
 	"strings"
@@ -362,6 +363,52 @@ func TestAppendClaimsAsMarshal(t *testing.T) {
 		got, err := appendClaims(nil, &c)
 		if err != nil || string(got) != string(want) {
 			t.Errorf("appendClaims:\n%s (%v)\njson.Marshal:\n%s", got, err, want)
+		}
+	}
+}
+
+// Claims in the shape this server writes are decoded without
+// encoding/json; whatever the shortcut takes, it must read as
+// json.Unmarshal does, and anything else it must leave to it.
+func TestDecodeOwnClaims(t *testing.T) {
+	for _, c := range []accessClaims{
+		{Issuer: "https://as.example", Subject: "s", Audience: audience{"https://rs.example"}, Expiry: 2000000000, IssuedAt: 1, ID: "j", ClientID: "c"},
+		{Issuer: "i", Subject: "ålice", Audience: audience{"a"}, Expiry: -5, ID: "j", ClientID: "c", Scope: "read write",
+			NotBefore: 7, Family: "f", Grant: "g"},
+		{Issuer: "i", Audience: audience{"a"}, ID: "j", ClientID: "c", Grant: "g"},
+	} {
+		b, err := appendClaims(nil, &c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var fast accessClaims
+		if !decodeOwnClaims(b, &fast) {
+			t.Errorf("%s: not taken by the shortcut", b)
+		}
+		var slow accessClaims
+		if err := json.Unmarshal(b, &slow); err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprintf("%#v", fast) != fmt.Sprintf("%#v", slow) {
+			t.Errorf("%s:\nshortcut %#v\njson     %#v", b, fast, slow)
+		}
+	}
+	for _, b := range []string{
+		`{"iss":"i","sub":"s","aud":["a","b"],"exp":1,"iat":1,"jti":"j","client_id":"c"}`,
+		`{"iss":"i","sub":"s\u00e5","aud":"a","exp":1,"iat":1,"jti":"j","client_id":"c"}`,
+		`{"iss":"i","sub":"s","aud":"a","exp":1.5,"iat":1,"jti":"j","client_id":"c"}`,
+		`{"iss":"i","sub":"s","aud":"a","exp":1e3,"iat":1,"jti":"j","client_id":"c"}`,
+		`{"iss":"i","sub":"s","aud":"a","exp":99999999999999999999,"iat":1,"jti":"j","client_id":"c"}`,
+		`{"iss":"i","sub":"s","aud":"a","exp":1,"iat":1,"jti":"j","client_id":"c","email":"e"}`,
+		`{"iss":"i","sub":"s","aud":"a","exp":1,"iat":1,"jti":"j","client_id":"c","Scope":"x"}`,
+		`{"iss":"i","sub":"s","aud":"a","exp":1,"iat":1,"jti":"j","client_id":"c","gid":"g","fam":"f"}`,
+		`{ "iss":"i","sub":"s","aud":"a","exp":1,"iat":1,"jti":"j","client_id":"c"}`,
+		`{"sub":"s","iss":"i","aud":"a","exp":1,"iat":1,"jti":"j","client_id":"c"}`,
+		`{"iss":"i","sub":"s","aud":"a","exp":1,"iat":1,"jti":"j","client_id":"c"} `,
+	} {
+		var fast accessClaims
+		if decodeOwnClaims([]byte(b), &fast) {
+			t.Errorf("%s: taken by the shortcut", b)
 		}
 	}
 }
