@@ -231,7 +231,6 @@ func New(ctx context.Context, store storage.Store, cfg Config) (*Server, error) 
 		return nil, err
 	}
 	s.tokens = tokenCacheOf(store)
-	s.releaseCache = s.tokens.want(max(cfg.TokenCacheSize, 1))
 	// The consent forms' key lives in the store, so a form stays valid
 	// across a config reload and whichever handler receives it.
 	if s.csrfKey, err = store.ServerSecret(ctx, "csrf"); err != nil {
@@ -260,6 +259,8 @@ func New(ctx context.Context, store storage.Store, cfg Config) (*Server, error) 
 	if len(s.endpoints) != 10 {
 		return nil, errors.New("two endpoints share a path")
 	}
+	// Last, so that a New that fails holds no share of the cache.
+	s.releaseCache = s.tokens.want(max(cfg.TokenCacheSize, 1))
 	return s, nil
 }
 
