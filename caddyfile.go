@@ -57,6 +57,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    strip_authorization
 //	    allow_preflight
 //	    fail_closed
+//	    token_cache_size <entries>
 //	    authorization_path <path>
 //	    grants_path <path>
 //	    user <placeholder>
@@ -248,6 +249,19 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			w := caddy.Duration(dur)
 			h.RefreshReuseWindow = &w
+		case "token_cache_size":
+			var v string
+			if err := singleString(d, &v); err != nil {
+				return err
+			}
+			if h.TokenCacheSize != 0 {
+				return d.Errf("%s already specified: %d", name, h.TokenCacheSize)
+			}
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				return d.Errf("%s: %q is not a positive number of entries", name, v)
+			}
+			h.TokenCacheSize = n
 		case "max_body_size":
 			var v string
 			if err := singleString(d, &v); err != nil {

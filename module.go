@@ -132,6 +132,13 @@ type Handler struct {
 	// revocations it knows, so an outage of the database is not an
 	// outage of the API.
 	FailClosed bool `json:"fail_closed,omitempty"`
+	// TokenCacheSize is how many verified access tokens are kept in
+	// memory, so that a token's signature is checked once, not on every
+	// request; an entry takes about 400-500 bytes. Every handler on one store
+	// shares one cache, as large as the largest size among them. Make it
+	// larger than the number of tokens in use at once (about one per
+	// connected client). Default: 100000 (handlers.DefaultTokenCacheSize).
+	TokenCacheSize int `json:"token_cache_size,omitempty"`
 
 	// AuthorizationPath is the authorization endpoint. Default:
 	// /oauth/authorize.
@@ -256,6 +263,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		StripAuthorization:  h.StripAuthorization,
 		AllowPreflight:      h.AllowPreflight,
 		FailClosed:          h.FailClosed,
+		TokenCacheSize:      h.TokenCacheSize,
 		AuthorizationPath:   h.AuthorizationPath,
 		GrantsPath:          h.GrantsPath,
 		User:                h.User,
@@ -357,6 +365,9 @@ func (h *Handler) validate() error {
 	if h.MaxBodySize < 0 {
 		return fmt.Errorf("max_body_size must not be negative")
 	}
+	if h.TokenCacheSize < 0 {
+		return fmt.Errorf("token_cache_size must not be negative")
+	}
 	return h.validateLimits()
 }
 
@@ -448,9 +459,13 @@ func (h *Handler) loadStorage(ctx caddy.Context) (storage.Store, error) {
 	return backend.Store(), nil
 }
 
-// Cleanup lets go of the handler's share of its store's reaper; Caddy
-// lets go of the store itself with the storage module.
+// Cleanup lets go of the handler's shares of its store's token cache and
+// reaper; the storage module lets go of the store itself. It is safe after
+// a Provision that failed part way.
 func (h *Handler) Cleanup() error {
+	if h.server != nil {
+		h.server.Close()
+	}
 	if h.reaperKey == "" {
 		return nil
 	}

@@ -49,6 +49,9 @@ type Cached struct {
 	clientsMu sync.Mutex
 	clients   map[string]cachedClient
 
+	// shared holds what the handlers on the store share (see Shared).
+	shared sync.Map
+
 	// following is false while the watch of a shared backend is down:
 	// revocations made elsewhere are not seen until it is back.
 	following atomic.Bool
@@ -197,6 +200,19 @@ func (c *Cached) watch(ctx context.Context, w RevocationWatcher) {
 		}
 		pause = min(pause*2, 5*time.Second)
 	}
+}
+
+// Shared returns what is kept with the store under key, made by create
+// the first time: state that every handler on the store shares, for as
+// long as the store is open (the gate's cache of verified tokens). key is
+// compared as a map key; a package's unexported type keeps it apart from
+// others'.
+func (c *Cached) Shared(key any, create func() any) any {
+	if v, ok := c.shared.Load(key); ok {
+		return v
+	}
+	v, _ := c.shared.LoadOrStore(key, create())
+	return v
 }
 
 // Current reports whether the view has every revocation: always for a

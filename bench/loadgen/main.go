@@ -43,6 +43,9 @@ func main() {
 		conns    = flag.Int("c", 16, "concurrent connections")
 		duration = flag.Duration("d", 10*time.Second, "how long to send (bounded by -n)")
 		count    = flag.Int64("n", 0, "stop after this many requests (0: no limit)")
+		tokens   = flag.String("tokens", "", "file of access tokens, one a line, sent in turn as Bearer tokens")
+		save     = flag.String("save", "", "JSON string member of each successful response to write to -save-to, one a line")
+		saveTo   = flag.String("save-to", "", "file that -save writes")
 		hdrs     headers
 	)
 	flag.Var(&hdrs, "H", `request header "Name: value" (repeatable)`)
@@ -52,10 +55,34 @@ func main() {
 		os.Exit(2)
 	}
 
+	var bearers []string
+	if *tokens != "" {
+		b, err := os.ReadFile(*tokens)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen:", err)
+			os.Exit(2)
+		}
+		bearers = strings.Fields(string(b))
+		if len(bearers) == 0 {
+			fmt.Fprintln(os.Stderr, "loadgen: no tokens in", *tokens)
+			os.Exit(2)
+		}
+	}
+	var saved *os.File
+	if *save != "" {
+		var err error
+		if saved, err = os.Create(*saveTo); err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen:", err)
+			os.Exit(2)
+		}
+		defer saved.Close()
+	}
+
 	transport := &http.Transport{MaxIdleConnsPerHost: *conns, MaxConnsPerHost: *conns}
 	client := &http.Client{Transport: transport, Timeout: 10 * time.Second}
 	var (
 		sent, failed atomic.Int64
+		next         atomic.Uint64 // the next of bearers
 		mu           sync.Mutex
 		latencies    []time.Duration
 		wg           sync.WaitGroup
@@ -76,17 +103,28 @@ func main() {
 					k, v, _ := strings.Cut(h, ":")
 					req.Header.Set(strings.TrimSpace(k), strings.TrimSpace(v))
 				}
+				if bearers != nil {
+					req.Header.Set("Authorization", "Bearer "+bearers[(next.Add(1)-1)%uint64(len(bearers))])
+				}
 				t0 := time.Now()
 				resp, err := client.Do(req)
 				if err != nil {
 					failed.Add(1)
 					continue
 				}
+				var got map[string]any
+				if saved != nil && resp.StatusCode == *expect {
+					_ = json.NewDecoder(resp.Body).Decode(&got)
+				}
 				_, _ = io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
 				local = append(local, time.Since(t0))
 				if resp.StatusCode != *expect {
 					failed.Add(1)
+				} else if v, ok := got[*save].(string); saved != nil && ok {
+					mu.Lock()
+					_, _ = fmt.Fprintln(saved, v)
+					mu.Unlock()
 				}
 			}
 			mu.Lock()

@@ -30,9 +30,11 @@ type clientCredentials struct {
 // §3.2) into r.PostForm. Parameters may not repeat (RFC 6749 §3.1, §3.2),
 // except those listed in multi.
 func (s *Server) readForm(w http.ResponseWriter, r *http.Request, multi ...string) *Error {
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || mt != "application/x-www-form-urlencoded" {
-		return ErrInvalidRequest.WithDescription("Content-Type must be application/x-www-form-urlencoded")
+	const form = "application/x-www-form-urlencoded"
+	if ct := r.Header.Get("Content-Type"); ct != form { // the usual spelling needs no parsing
+		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != form {
+			return ErrInvalidRequest.WithDescription("Content-Type must be application/x-www-form-urlencoded")
+		}
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
 	if err := r.ParseForm(); err != nil {

@@ -26,7 +26,8 @@ var (
 // cached until exp); expiry, issuer and revocation are checked every time.
 func (s *Server) checkAccessToken(ctx context.Context, r *http.Request, token string) (*accessClaims, error) {
 	key := s.tokens.key(token)
-	c, ok := s.tokens.get(key)
+	now := s.now().Unix()
+	c, ok := s.tokens.get(&key)
 	if !ok {
 		// RFC 6750 §2.1's b64token syntax is checked here, off the
 		// cached path: a token that was cached passed it already.
@@ -40,11 +41,13 @@ func (s *Server) checkAccessToken(ctx context.Context, r *http.Request, token st
 		if c.Expiry == 0 || c.ID == "" || c.ClientID == "" {
 			return nil, errBadToken
 		}
-		s.tokens.put(key, c)
+		if now >= c.Expiry {
+			return nil, errTokenExpired
+		}
+		c = s.tokens.put(&key, c, now)
 	}
-	now := s.now().Unix()
 	if now >= c.Expiry {
-		s.tokens.remove(key)
+		s.tokens.remove(&key)
 		return nil, errTokenExpired
 	}
 	// RFC 7519 §4.1.4: when present, nbf is checked. This server never

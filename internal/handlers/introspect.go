@@ -1,9 +1,12 @@
 package handlers
 
 import (
+	"encoding/json"
 	"errors"
+	"maps"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/caddy-dcr/caddy-dcr/storage"
@@ -30,6 +33,59 @@ type introspectionFields introspection
 // MarshalJSON writes the RFC 7662 members, then the extra claims.
 func (i introspection) MarshalJSON() ([]byte, error) {
 	return marshalWithExtra(introspectionFields(i), i.Extra)
+}
+
+// appendJSON appends the answer as MarshalJSON writes it
+// (TestIntrospectionAsMarshal), without reflection: resource servers
+// introspect on every request they serve.
+func (i *introspection) appendJSON(b []byte) []byte {
+	str := func(b []byte, name, v string) []byte {
+		if v == "" {
+			return b
+		}
+		b = append(b, ',', '"')
+		b = append(b, name...)
+		b = append(b, '"', ':')
+		return appendJSONString(b, v)
+	}
+	num := func(b []byte, name string, v int64) []byte {
+		if v == 0 {
+			return b
+		}
+		b = append(b, ',', '"')
+		b = append(b, name...)
+		b = append(b, '"', ':')
+		return strconv.AppendInt(b, v, 10)
+	}
+	b = append(b, `{"active":`...)
+	b = strconv.AppendBool(b, i.Active)
+	b = str(b, "scope", i.Scope)
+	b = str(b, "client_id", i.ClientID)
+	b = str(b, "sub", i.Subject)
+	// omitempty leaves out only a nil interface.
+	switch aud := i.Audience.(type) {
+	case nil:
+	case string:
+		b = append(b, `,"aud":`...)
+		b = appendJSONString(b, aud)
+	default:
+		if v, err := json.Marshal(aud); err == nil {
+			b = append(b, `,"aud":`...)
+			b = append(b, v...)
+		}
+	}
+	b = str(b, "iss", i.Issuer)
+	b = num(b, "exp", i.Expiry)
+	b = num(b, "iat", i.IssuedAt)
+	b = str(b, "jti", i.ID)
+	b = str(b, "token_type", i.TokenType)
+	for _, k := range slices.Sorted(maps.Keys(i.Extra)) {
+		b = append(b, ',')
+		b = appendJSONString(b, k)
+		b = append(b, ':')
+		b = appendJSONString(b, i.Extra[k])
+	}
+	return append(b, '}')
 }
 
 // serveIntrospect is the introspection endpoint of RFC 7662. Only
@@ -72,7 +128,7 @@ func (s *Server) serveIntrospect(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if res != nil && (res.ClientID == client.ID || slices.Contains(s.cfg.ResourceServers, client.ID)) {
-			writeJSON(w, http.StatusOK, res)
+			writeJSONBytes(w, http.StatusOK, res.appendJSON(make([]byte, 0, 512)))
 			return
 		}
 		if res != nil {

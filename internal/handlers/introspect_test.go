@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"testing"
@@ -36,5 +37,27 @@ func TestIntrospection(t *testing.T) {
 	w, m = ts.form("/oauth/introspect", id, secret, url.Values{"token": {token}})
 	if m["active"] != false {
 		t.Fatalf("expired token active: %v", m)
+	}
+}
+
+// The introspection answer is written without reflection; what is
+// written must be what json.Marshal writes.
+func TestIntrospectionAsMarshal(t *testing.T) {
+	for _, i := range []introspection{
+		{Active: false},
+		{Active: true, Scope: "read", ClientID: "c", Subject: "s", Audience: "https://rs.example", Issuer: "https://as.example",
+			Expiry: 2, IssuedAt: 1, ID: "j", TokenType: "Bearer"},
+		{Active: true, ClientID: "c", Audience: []string{"a", "<b>"}, Expiry: 2, TokenType: "refresh_token",
+			Extra: map[string]string{"z": "1", "email": "a&b@example.com"}},
+		{Active: true, ClientID: "c", Audience: "", Extra: map[string]string{}},
+		{Active: true, ClientID: "c", Audience: []string{}},
+	} {
+		want, err := json.Marshal(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := i.appendJSON(nil); string(got) != string(want) {
+			t.Errorf("appendJSON:\n%s\njson.Marshal:\n%s", got, want)
+		}
 	}
 }

@@ -1,7 +1,9 @@
 package handlers
 
 import (
+	"bytes"
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -10,8 +12,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math/big"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -119,6 +123,12 @@ func (c *accessClaims) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &f); err != nil {
 		return err
 	}
+	if onlyReservedMembers(b) {
+		// The usual token: nothing more to read, and no need to
+		// decode it all again into a map.
+		*c = accessClaims(f)
+		return nil
+	}
 	var all map[string]any
 	if err := json.Unmarshal(b, &all); err != nil {
 		return err
@@ -140,6 +150,42 @@ func (c *accessClaims) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// onlyReservedMembers reports whether b, a valid JSON object, has no
+// member but the reserved claims, each spelled exactly (a name with an
+// escape, or a case variant, counts as another member).
+func onlyReservedMembers(b []byte) bool {
+	depth, name := 0, false
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; c {
+		case '{', '[':
+			depth++
+			name = c == '{' && depth == 1
+		case '}', ']':
+			depth--
+		case ',':
+			name = depth == 1
+		case '"':
+			j := i + 1
+			for ; j < len(b) && b[j] != '"'; j++ {
+				if b[j] == '\\' {
+					if name {
+						return false
+					}
+					j++
+				}
+			}
+			if name {
+				if !slices.ContainsFunc(reservedClaims, func(r string) bool { return string(b[i+1:j]) == r }) {
+					return false
+				}
+				name = false
+			}
+			i = j
+		}
+	}
+	return true
+}
+
 type signingKey struct {
 	id     string
 	priv   *ecdsa.PrivateKey
@@ -159,6 +205,7 @@ type keyRing struct {
 	current    *signingKey
 	created    time.Time
 	public     map[string]*ecdsa.PublicKey
+	headers    map[string]*ecdsa.PublicKey // by the encoded header this server writes for the key
 	jwks       []byte
 	lastReload time.Time
 }
@@ -232,6 +279,7 @@ func (k *keyRing) reload(ctx context.Context, rotate bool) error {
 		return errors.New("no signing key")
 	}
 	public := make(map[string]*ecdsa.PublicKey, len(keys))
+	headers := make(map[string]*ecdsa.PublicKey, len(keys))
 	type jwk struct {
 		Kty string `json:"kty"`
 		Crv string `json:"crv"`
@@ -260,6 +308,7 @@ func (k *keyRing) reload(ctx context.Context, rotate bool) error {
 			Y: base64.RawURLEncoding.EncodeToString(point[33:65])})
 		header, _ := json.Marshal(map[string]string{"alg": jwtAlg, "kid": sk.ID, "typ": jwtTyp})
 		current = &signingKey{id: sk.ID, priv: priv, header: base64.RawURLEncoding.EncodeToString(header)}
+		headers[current.header] = &priv.PublicKey
 	}
 	jwks, err := json.Marshal(set)
 	if err != nil {
@@ -267,7 +316,7 @@ func (k *keyRing) reload(ctx context.Context, rotate bool) error {
 	}
 	k.mu.Lock()
 	k.current, k.created = current, time.Unix(keys[len(keys)-1].CreatedAt, 0)
-	k.public, k.jwks, k.lastReload = public, jwks, now
+	k.public, k.headers, k.jwks, k.lastReload = public, headers, jwks, now
 	k.mu.Unlock()
 	return nil
 }
@@ -286,31 +335,129 @@ func (k *keyRing) sign(ctx context.Context, c *accessClaims) (string, error) {
 		key = k.current
 		k.mu.RUnlock()
 	}
-	payload, err := json.Marshal(c)
+	payload, err := appendClaims(make([]byte, 0, 512), c)
 	if err != nil {
 		return "", err
 	}
-	var b strings.Builder
-	b.Grow(len(key.header) + len(payload)*4/3 + 90)
-	b.WriteString(key.header)
-	b.WriteByte('.')
-	b.WriteString(base64.RawURLEncoding.EncodeToString(payload))
-	digest := sha256.Sum256([]byte(b.String()))
-	r, s, err := ecdsa.Sign(rand.Reader, key.priv, digest[:])
+	b := make([]byte, 0, len(key.header)+1+base64.RawURLEncoding.EncodedLen(len(payload))+1+86)
+	b = append(b, key.header...)
+	b = append(b, '.')
+	b = base64.RawURLEncoding.AppendEncode(b, payload)
+	digest := sha256.Sum256(b)
+	// RFC 6979: the nonce is derived from the key and the digest, so
+	// signing needs no randomness (a weak source could not leak the key)
+	// and skips the SHA-512 DRBG that Go's randomized signatures run,
+	// about a quarter of the signing time. Every token's claims hold a
+	// fresh random jti, so no two tokens share a message.
+	der, err := key.priv.Sign(nil, digest[:], crypto.SHA256)
 	if err != nil {
 		return "", err
+	}
+	var sig [64]byte
+	if !rawSignature(&sig, der) {
+		return "", errors.New("ecdsa returned a malformed signature")
 	}
 	// (r, n-s) verifies as well as (r, s); parseJWT accepts only the
 	// low one, so every token has a single signature.
-	if s.Cmp(p256HalfOrder) > 0 {
+	if bytes.Compare(sig[32:], p256HalfOrderBytes) > 0 {
+		s := new(big.Int).SetBytes(sig[32:])
 		s.Sub(elliptic.P256().Params().N, s)
+		s.FillBytes(sig[32:])
 	}
-	var sig [64]byte
-	r.FillBytes(sig[:32])
-	s.FillBytes(sig[32:])
-	b.WriteByte('.')
-	b.WriteString(base64.RawURLEncoding.EncodeToString(sig[:]))
-	return b.String(), nil
+	b = append(b, '.')
+	b = base64.RawURLEncoding.AppendEncode(b, sig[:])
+	return string(b), nil
+}
+
+// rawSignature reads the ASN.1 DER form of a P-256 ECDSA signature into
+// r || s, each 32 big-endian bytes.
+func rawSignature(rs *[64]byte, der []byte) bool {
+	// SEQUENCE { INTEGER r, INTEGER s }, all short enough for one-byte
+	// lengths.
+	if len(der) < 2 || der[0] != 0x30 || int(der[1]) != len(der)-2 {
+		return false
+	}
+	rest := der[2:]
+	for _, half := range [...][]byte{rs[:32], rs[32:]} {
+		if len(rest) < 2 || rest[0] != 0x02 || int(rest[1]) > len(rest)-2 {
+			return false
+		}
+		n := int(rest[1])
+		v := bytes.TrimLeft(rest[2:2+n], "\x00")
+		if len(v) > 32 {
+			return false
+		}
+		copy(half[32-len(v):], v)
+		rest = rest[2+n:]
+	}
+	return len(rest) == 0
+}
+
+// appendClaims appends the JSON of c to b, as json.Marshal would write it
+// (TestAppendClaimsAsMarshal), without reflection.
+func appendClaims(b []byte, c *accessClaims) ([]byte, error) {
+	str := func(b []byte, name, v string) []byte {
+		b = append(b, ',', '"')
+		b = append(b, name...)
+		b = append(b, '"', ':')
+		return appendJSONString(b, v)
+	}
+	num := func(b []byte, name string, v int64) []byte {
+		b = append(b, ',', '"')
+		b = append(b, name...)
+		b = append(b, '"', ':')
+		return strconv.AppendInt(b, v, 10)
+	}
+	b = append(b, `{"iss":`...)
+	b = appendJSONString(b, c.Issuer)
+	b = str(b, "sub", c.Subject)
+	b = append(b, `,"aud":`...)
+	if len(c.Audience) == 1 {
+		b = appendJSONString(b, c.Audience[0])
+	} else {
+		aud, err := json.Marshal([]string(c.Audience))
+		if err != nil {
+			return nil, err
+		}
+		b = append(b, aud...)
+	}
+	b = num(b, "exp", c.Expiry)
+	b = num(b, "iat", c.IssuedAt)
+	b = str(b, "jti", c.ID)
+	b = str(b, "client_id", c.ClientID)
+	if c.Scope != "" {
+		b = str(b, "scope", c.Scope)
+	}
+	if c.NotBefore != 0 {
+		b = num(b, "nbf", c.NotBefore)
+	}
+	if c.Family != "" {
+		b = str(b, "fam", c.Family)
+	}
+	if c.Grant != "" {
+		b = str(b, "gid", c.Grant)
+	}
+	for _, k := range slices.Sorted(maps.Keys(c.Extra)) {
+		b = append(b, ',')
+		b = appendJSONString(b, k)
+		b = append(b, ':')
+		b = appendJSONString(b, c.Extra[k])
+	}
+	return append(b, '}'), nil
+}
+
+// appendJSONString appends s as a JSON string, escaped as json.Marshal
+// escapes it.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always marshals
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // p256HalfOrder is n/2 for P-256: an ECDSA signature's s must not exceed it.
@@ -327,11 +474,17 @@ var errBadToken = errors.New("malformed or unverifiable token")
 // verify checks a JWT's header and signature and returns its claims. It
 // checks nothing about the claims' values; the caller does.
 func (k *keyRing) verify(ctx context.Context, token string) (*accessClaims, error) {
-	c, err := parseJWT(token, func(kid string) *ecdsa.PublicKey { return k.publicKey(ctx, kid) })
-	if err != nil {
-		return nil, err
+	// A token this server signed has, byte for byte, the header it
+	// wrote for its key: that header needs no decoding.
+	if h, p, sig, ok := splitJWT(token); ok {
+		k.mu.RLock()
+		pub := k.headers[h]
+		k.mu.RUnlock()
+		if pub != nil {
+			return verifyJWT(token, h, p, sig, pub)
+		}
 	}
-	return c, nil
+	return parseJWT(token, func(kid string) *ecdsa.PublicKey { return k.publicKey(ctx, kid) })
 }
 
 // publicKey returns the verification key with the given id. An unknown id
@@ -366,15 +519,8 @@ func (k *keyRing) jwksJSON() []byte {
 // base64url and the header and claims I-JSON (RFC 7493), so that every
 // verifier reads a token we accept the way we do.
 func parseJWT(token string, keyFor func(kid string) *ecdsa.PublicKey) (*accessClaims, error) {
-	if len(token) > maxTokenLen {
-		return nil, errBadToken
-	}
-	h, rest, ok := strings.Cut(token, ".")
+	h, p, sig, ok := splitJWT(token)
 	if !ok {
-		return nil, errBadToken
-	}
-	p, sig, ok := strings.Cut(rest, ".")
-	if !ok || !isBase64URL(h) || !isBase64URL(p) || !isBase64URL(sig) {
 		return nil, errBadToken
 	}
 	rawHeader, err := jwtEncoding.DecodeString(h)
@@ -401,16 +547,49 @@ func parseJWT(token string, keyFor func(kid string) *ecdsa.PublicKey) (*accessCl
 	if pub == nil {
 		return nil, errBadToken
 	}
-	rawSig, err := jwtEncoding.DecodeString(sig)
-	if err != nil || len(rawSig) != 64 {
+	return verifyJWT(token, h, p, sig, pub)
+}
+
+// splitJWT cuts a compact JWS into its three segments, each of which must
+// be base64url.
+func splitJWT(token string) (h, p, sig string, ok bool) {
+	if len(token) > maxTokenLen {
+		return "", "", "", false
+	}
+	h, rest, ok := strings.Cut(token, ".")
+	if !ok {
+		return "", "", "", false
+	}
+	p, sig, ok = strings.Cut(rest, ".")
+	if !ok || !isBase64URL(h) || !isBase64URL(p) || !isBase64URL(sig) {
+		return "", "", "", false
+	}
+	return h, p, sig, true
+}
+
+// p256HalfOrderBytes is p256HalfOrder as 32 big-endian bytes.
+var p256HalfOrderBytes = p256HalfOrder.FillBytes(make([]byte, 32))
+
+// verifyJWT checks the signature of token, whose segments are h, p and sig
+// and whose header was accepted with the key pub, and decodes its claims.
+// Beyond what ECDSA needs, it allocates only the claims: the signature
+// and the signed text are read from the stack.
+func verifyJWT(token, h, p, sig string, pub *ecdsa.PublicKey) (*accessClaims, error) {
+	var raw [64]byte
+	var buf [88]byte // the 86 characters of a 64-byte signature
+	if len(sig) != 86 {
 		return nil, errBadToken
 	}
-	r, s := new(big.Int).SetBytes(rawSig[:32]), new(big.Int).SetBytes(rawSig[32:])
-	if s.Cmp(p256HalfOrder) > 0 {
+	copy(buf[:], sig)
+	if n, err := jwtEncoding.Decode(raw[:], buf[:len(sig)]); err != nil || n != 64 {
 		return nil, errBadToken
 	}
-	digest := sha256.Sum256([]byte(token[:len(h)+1+len(p)]))
-	if !ecdsa.Verify(pub, digest[:], r, s) {
+	if bytes.Compare(raw[32:], p256HalfOrderBytes) > 0 {
+		return nil, errBadToken
+	}
+	var der [72]byte
+	digest := sha256Of(token[:len(h)+1+len(p)])
+	if !ecdsa.VerifyASN1(pub, digest[:], derSignature(der[:0], &raw)) {
 		return nil, errBadToken
 	}
 	payload, err := jwtEncoding.DecodeString(p)
@@ -418,10 +597,112 @@ func parseJWT(token string, keyFor func(kid string) *ecdsa.PublicKey) (*accessCl
 		return nil, errBadToken
 	}
 	var c accessClaims
-	if err := json.Unmarshal(payload, &c); err != nil {
-		return nil, errBadToken
+	if !decodeOwnClaims(payload, &c) {
+		if err := json.Unmarshal(payload, &c); err != nil {
+			return nil, errBadToken
+		}
 	}
 	return &c, nil
+}
+
+// decodeOwnClaims decodes claims written the way appendClaims writes them
+// (members in its order, one audience, no extra claims, no escape in any
+// string) into c, with their strings cut from one copy of b; it reports
+// false, leaving the rest to encoding/json, for anything else. b has
+// passed checkIJSON. TestDecodeOwnClaims holds it to what json.Unmarshal
+// reads.
+func decodeOwnClaims(b []byte, c *accessClaims) bool {
+	all := string(b)
+	i := 0
+	member := func(name string) bool { // ,"name": (the first without the comma)
+		if i > 1 {
+			if i >= len(all) || all[i] != ',' {
+				return false
+			}
+			i++
+		}
+		if len(all)-i < len(name)+3 || all[i] != '"' || all[i+1:i+1+len(name)] != name || all[i+1+len(name)] != '"' ||
+			all[i+2+len(name)] != ':' {
+			return false
+		}
+		i += len(name) + 3
+		return true
+	}
+	str := func(v *string) bool {
+		if i >= len(all) || all[i] != '"' {
+			return false
+		}
+		end := strings.IndexByte(all[i+1:], '"')
+		if end < 0 || strings.IndexByte(all[i+1:i+1+end], '\\') >= 0 {
+			return false
+		}
+		*v = all[i+1 : i+1+end]
+		i += end + 2
+		return true
+	}
+	num := func(v *int64) bool {
+		j := i
+		for j < len(all) && (all[j] == '-' || '0' <= all[j] && all[j] <= '9') {
+			j++
+		}
+		digits := strings.TrimPrefix(all[i:j], "-")
+		if len(digits) > 1 && digits[0] == '0' { // not JSON: left to encoding/json to refuse
+			return false
+		}
+		n, err := strconv.ParseInt(all[i:j], 10, 64)
+		if err != nil || j == len(all) || all[j] != ',' && all[j] != '}' {
+			return false
+		}
+		*v, i = n, j
+		return true
+	}
+	var aud string
+	if !strings.HasPrefix(all, "{") {
+		return false
+	}
+	i = 1
+	if !member("iss") || !str(&c.Issuer) || !member("sub") || !str(&c.Subject) || !member("aud") || !str(&aud) ||
+		!member("exp") || !num(&c.Expiry) || !member("iat") || !num(&c.IssuedAt) || !member("jti") || !str(&c.ID) ||
+		!member("client_id") || !str(&c.ClientID) {
+		return false
+	}
+	c.Audience = audience{aud}
+	for _, opt := range [...]struct {
+		name string
+		s    *string
+		n    *int64
+	}{{"scope", &c.Scope, nil}, {"nbf", nil, &c.NotBefore}, {"fam", &c.Family, nil}, {"gid", &c.Grant, nil}} {
+		if !strings.HasPrefix(all[i:], `,"`+opt.name+`":`) {
+			continue
+		}
+		if !member(opt.name) || (opt.s != nil && !str(opt.s)) || (opt.n != nil && !num(opt.n)) {
+			return false
+		}
+	}
+	return i == len(all)-1 && all[i] == '}'
+}
+
+// derSignature appends the ASN.1 DER form of the ECDSA signature r || s
+// (RFC 3279 §2.2.3: a SEQUENCE of two INTEGERs) to b.
+func derSignature(b []byte, rs *[64]byte) []byte {
+	integer := func(b, v []byte) []byte {
+		v = bytes.TrimLeft(v, "\x00")
+		pad := len(v) == 0 || v[0]&0x80 != 0 // minimal, non-negative
+		n := len(v)
+		if pad {
+			n++
+		}
+		b = append(b, 0x02, byte(n))
+		if pad {
+			b = append(b, 0)
+		}
+		return append(b, v...)
+	}
+	b = append(b, 0x30, 0)
+	b = integer(b, rs[:32])
+	b = integer(b, rs[32:])
+	b[1] = byte(len(b) - 2)
+	return b
 }
 
 // isBase64URL reports whether s is non-empty and only the base64url

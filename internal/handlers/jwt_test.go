@@ -7,6 +7,8 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
+	"fmt"
 	"math/big"
 	"net/http"
 	"strings"
@@ -312,5 +314,101 @@ func TestRetiredKeysOutliveEveryHandlersTokens(t *testing.T) {
 	long.srv = reloaded
 	if status, _ := long.gated("/api", "Bearer "+token); status != http.StatusTeapot {
 		t.Fatalf("a token of a key the short-lived handler retired: %d", status)
+	}
+}
+
+// Claims are decoded once when the token holds only reserved claims; the
+// shortcut must never hide an extra claim, however the JSON is written.
+func TestOnlyReservedMembers(t *testing.T) {
+	for _, tc := range []struct {
+		json string
+		want bool
+	}{
+		{`{"iss":"i","sub":"s","aud":["a","b"],"exp":1,"client_id":"c","scope":"r w"}`, true},
+		{`{ "sub" : "x,\"email\":\"y", "aud" : [ "a" , "b" ] }`, true},
+		{`{"sub":"s","email":"e"}`, false},
+		{`{"sub":"s","Email":"e"}`, false},
+		{`{"Sub":"s"}`, false},                                // a case variant: decoded the slow way
+		{`{"s\u0075b":"s"}`, false},                           // an escaped name
+		{`{"cnf":{"email":"e","k":[{"x":1}]},"exp":1}`, true}, // nested names are not claims
+		{`{"cnf":{"a":[1,{"b":"}"}]},"groups":"g"}`, false},
+	} {
+		if got := onlyReservedMembers([]byte(tc.json)); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.json, got, tc.want)
+		}
+		var c accessClaims
+		if err := json.Unmarshal([]byte(tc.json), &c); err != nil {
+			t.Fatalf("%s: %v", tc.json, err)
+		}
+		if tc.want && len(c.Extra) != 0 {
+			t.Errorf("%s: extra claims %v behind the shortcut", tc.json, c.Extra)
+		}
+	}
+}
+
+// The claims are written without reflection; what is written must be what
+// json.Marshal writes, escapes and member order included.
+func TestAppendClaimsAsMarshal(t *testing.T) {
+	for _, c := range []accessClaims{
+		{Issuer: "https://as.example", Subject: "s", Audience: audience{"https://rs.example"}, Expiry: 2, IssuedAt: 1, ID: "j", ClientID: "c"},
+		{Issuer: "i", Subject: "ålice <a&b> \"q\" \\ \n \u2028", Audience: audience{"a", "b"}, Expiry: -1, ID: "j", ClientID: "c",
+			Scope: "read write", NotBefore: 5, Family: "f", Grant: "g", Extra: map[string]string{"z": "1", "email": "a@example.com", "\u00e9": "<"}},
+		{Issuer: "i", Audience: audience{}, Extra: map[string]string{}},
+		{Issuer: "i", Subject: "bad \xff utf-8"},
+	} {
+		want, err := json.Marshal(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := appendClaims(nil, &c)
+		if err != nil || string(got) != string(want) {
+			t.Errorf("appendClaims:\n%s (%v)\njson.Marshal:\n%s", got, err, want)
+		}
+	}
+}
+
+// Claims in the shape this server writes are decoded without
+// encoding/json; whatever the shortcut takes, it must read as
+// json.Unmarshal does, and anything else it must leave to it.
+func TestDecodeOwnClaims(t *testing.T) {
+	for _, c := range []accessClaims{
+		{Issuer: "https://as.example", Subject: "s", Audience: audience{"https://rs.example"}, Expiry: 2000000000, IssuedAt: 1, ID: "j", ClientID: "c"},
+		{Issuer: "i", Subject: "ålice", Audience: audience{"a"}, Expiry: -5, ID: "j", ClientID: "c", Scope: "read write",
+			NotBefore: 7, Family: "f", Grant: "g"},
+		{Issuer: "i", Audience: audience{"a"}, ID: "j", ClientID: "c", Grant: "g"},
+	} {
+		b, err := appendClaims(nil, &c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var fast accessClaims
+		if !decodeOwnClaims(b, &fast) {
+			t.Errorf("%s: not taken by the shortcut", b)
+		}
+		var slow accessClaims
+		if err := json.Unmarshal(b, &slow); err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprintf("%#v", fast) != fmt.Sprintf("%#v", slow) {
+			t.Errorf("%s:\nshortcut %#v\njson     %#v", b, fast, slow)
+		}
+	}
+	for _, b := range []string{
+		`{"iss":"i","sub":"s","aud":["a","b"],"exp":1,"iat":1,"jti":"j","client_id":"c"}`,
+		`{"iss":"i","sub":"s\u00e5","aud":"a","exp":1,"iat":1,"jti":"j","client_id":"c"}`,
+		`{"iss":"i","sub":"s","aud":"a","exp":1.5,"iat":1,"jti":"j","client_id":"c"}`,
+		`{"iss":"i","sub":"s","aud":"a","exp":1e3,"iat":1,"jti":"j","client_id":"c"}`,
+		`{"iss":"i","sub":"s","aud":"a","exp":99999999999999999999,"iat":1,"jti":"j","client_id":"c"}`,
+		`{"iss":"i","sub":"s","aud":"a","exp":1,"iat":1,"jti":"j","client_id":"c","email":"e"}`,
+		`{"iss":"i","sub":"s","aud":"a","exp":1,"iat":1,"jti":"j","client_id":"c","Scope":"x"}`,
+		`{"iss":"i","sub":"s","aud":"a","exp":1,"iat":1,"jti":"j","client_id":"c","gid":"g","fam":"f"}`,
+		`{ "iss":"i","sub":"s","aud":"a","exp":1,"iat":1,"jti":"j","client_id":"c"}`,
+		`{"sub":"s","iss":"i","aud":"a","exp":1,"iat":1,"jti":"j","client_id":"c"}`,
+		`{"iss":"i","sub":"s","aud":"a","exp":1,"iat":1,"jti":"j","client_id":"c"} `,
+	} {
+		var fast accessClaims
+		if decodeOwnClaims([]byte(b), &fast) {
+			t.Errorf("%s: taken by the shortcut", b)
+		}
 	}
 }

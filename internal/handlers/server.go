@@ -74,6 +74,10 @@ type Config struct {
 	// AllowPreflight lets CORS preflight requests through the gate
 	// without a token.
 	AllowPreflight bool
+	// TokenCacheSize is how many verified access tokens the store's
+	// cache holds; handlers on one store share one cache, as large as the
+	// largest of their sizes. 0: DefaultTokenCacheSize.
+	TokenCacheSize int
 	// FailClosed makes the gate refuse every token (503) while the store
 	// cannot tell it about revocations made elsewhere.
 	FailClosed bool
@@ -124,6 +128,8 @@ type Server struct {
 
 	keys   *keyRing
 	tokens *tokenCache
+	// releaseCache lets go of this server's claim on the size of tokens.
+	releaseCache func()
 	// csrfKey signs consent forms; cimd fetches client ID metadata
 	// documents (nil when they are off).
 	csrfKey []byte
@@ -186,6 +192,9 @@ func (c Config) WithDefaults() Config {
 	if c.MaxBodyBytes <= 0 {
 		c.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	if c.TokenCacheSize <= 0 {
+		c.TokenCacheSize = DefaultTokenCacheSize
+	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
 	}
@@ -235,7 +244,7 @@ func New(ctx context.Context, store storage.Store, cfg Config) (*Server, error) 
 	if err != nil {
 		return nil, err
 	}
-	s.tokens = newTokenCache(defaultTokenCacheSize)
+	s.tokens = tokenCacheOf(store)
 	// The consent forms' key lives in the store, so a form stays valid
 	// across a config reload and whichever handler receives it.
 	if s.csrfKey, err = store.ServerSecret(ctx, "csrf"); err != nil {
@@ -264,7 +273,31 @@ func New(ctx context.Context, store storage.Store, cfg Config) (*Server, error) 
 	if len(s.endpoints) != 10 {
 		return nil, errors.New("two endpoints share a path")
 	}
+	// Last, so that a New that fails holds no share of the cache.
+	s.releaseCache = s.tokens.want(max(cfg.TokenCacheSize, 1))
 	return s, nil
+}
+
+// Close lets go of what New took that outlives the Server: its share of
+// the store's token cache. The store stays open.
+func (s *Server) Close() {
+	if s.releaseCache != nil {
+		s.releaseCache()
+		s.releaseCache = nil
+	}
+}
+
+// tokenCacheOf returns the token cache of store, shared by every Server
+// on it; a store that keeps no shared state (a bare backend in tests)
+// gets a cache of its own.
+func tokenCacheOf(store storage.Store) *tokenCache {
+	type tokenCacheKey struct{}
+	if sh, ok := store.(interface {
+		Shared(key any, create func() any) any
+	}); ok {
+		return sh.Shared(tokenCacheKey{}, func() any { return newTokenCache() }).(*tokenCache)
+	}
+	return newTokenCache()
 }
 
 // ServeHTTP answers the request if its path is one of the endpoints, and

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -203,5 +204,22 @@ func TestRefreshTokenRotation(t *testing.T) {
 	assertOAuthJSON(t, w, got, http.StatusBadRequest, "invalid_grant")
 	if status, _ := ts.gated("/x", "Bearer "+access); status != 401 {
 		t.Fatalf("access token of a revoked family: %d", status)
+	}
+}
+
+// The token response is written without reflection; what is written must
+// be what json.Marshal writes.
+func TestTokenResponseAsMarshal(t *testing.T) {
+	for _, r := range []tokenResponse{
+		{AccessToken: "a.b.c", TokenType: "Bearer", ExpiresIn: 3600},
+		{AccessToken: "a.b.c", TokenType: "Bearer", ExpiresIn: 60, Scope: "read <write> & \"more\"", RefreshToken: "r-_~"},
+	} {
+		want, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := r.appendJSON(nil); string(got) != string(want) {
+			t.Errorf("appendJSON:\n%s\njson.Marshal:\n%s", got, want)
+		}
 	}
 }
