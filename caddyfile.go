@@ -58,6 +58,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    fail_closed
 //	    authorization_path <path>
 //	    grants_path <path>
+//	    userinfo_path <path>
 //	    user <placeholder>
 //	    trusted_client <client_id...>
 //	    resource_server <client_id...>
@@ -110,11 +111,12 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			store, storeName = &badger.Module{Dir: storeName}, "badger"
 		case "registration_path", "token_path", "introspection_path", "revocation_path", "jwks_path",
-			"authorization_path", "grants_path":
+			"authorization_path", "grants_path", "userinfo_path":
 			dst := map[string]*string{
 				"registration_path": &h.RegistrationPath, "token_path": &h.TokenPath,
 				"introspection_path": &h.IntrospectionPath, "revocation_path": &h.RevocationPath, "jwks_path": &h.JWKSPath,
 				"authorization_path": &h.AuthorizationPath, "grants_path": &h.GrantsPath,
+				"userinfo_path": &h.UserinfoPath,
 			}[name]
 			if err := singleString(d, dst); err != nil {
 				return err

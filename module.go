@@ -139,6 +139,9 @@ type Handler struct {
 	// GrantsPath lists and revokes the signed-in person's grants.
 	// Default: /oauth/grants.
 	GrantsPath string `json:"grants_path,omitempty"`
+	// UserinfoPath is the OpenID Connect userinfo endpoint. Default:
+	// /oauth/userinfo.
+	UserinfoPath string `json:"userinfo_path,omitempty"`
 	// User is the placeholder naming the person at the authorization
 	// endpoint, set by an authentication handler that runs before dcr.
 	// Default: {http.auth.user.id}.
@@ -250,6 +253,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		FailClosed:          h.FailClosed,
 		AuthorizationPath:   h.AuthorizationPath,
 		GrantsPath:          h.GrantsPath,
+		UserinfoPath:        h.UserinfoPath,
 		User:                h.User,
 		TrustedClients:      h.TrustedClients,
 		ResourceServers:     h.ResourceServers,
@@ -290,6 +294,7 @@ func (h *Handler) validate() error {
 		{"registration_path", h.RegistrationPath}, {"token_path", h.TokenPath},
 		{"introspection_path", h.IntrospectionPath}, {"revocation_path", h.RevocationPath}, {"jwks_path", h.JWKSPath},
 		{"authorization_path", h.AuthorizationPath}, {"grants_path", h.GrantsPath},
+		{"userinfo_path", h.UserinfoPath},
 	} {
 		if err := checkEndpointPath(p.name, p.value); err != nil {
 			return err

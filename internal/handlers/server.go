@@ -81,6 +81,8 @@ type Config struct {
 	// AuthorizationPath and GrantsPath are the authorization endpoint and
 	// the person's grants.
 	AuthorizationPath, GrantsPath string
+	// UserinfoPath is the OpenID Connect userinfo endpoint.
+	UserinfoPath string
 	// User is the placeholder that names the person at the
 	// authorization endpoint. Default: {http.auth.user.id}.
 	User string
@@ -136,6 +138,7 @@ const (
 	DefaultJWKSPath          = "/oauth/jwks"
 	DefaultAuthorizationPath = "/oauth/authorize"
 	DefaultGrantsPath        = "/oauth/grants"
+	DefaultUserinfoPath      = "/oauth/userinfo"
 	DefaultUser              = "{http.auth.user.id}"
 	DefaultCodeTTL           = time.Minute
 	DefaultAccessTokenTTL    = time.Hour
@@ -156,7 +159,7 @@ func (c Config) WithDefaults() Config {
 		{&c.RegistrationPath, DefaultRegistrationPath}, {&c.TokenPath, DefaultTokenPath},
 		{&c.IntrospectionPath, DefaultIntrospectionPath}, {&c.RevocationPath, DefaultRevocationPath},
 		{&c.JWKSPath, DefaultJWKSPath}, {&c.AuthorizationPath, DefaultAuthorizationPath},
-		{&c.GrantsPath, DefaultGrantsPath},
+		{&c.GrantsPath, DefaultGrantsPath}, {&c.UserinfoPath, DefaultUserinfoPath},
 	} {
 		if *p.path == "" {
 			*p.path = p.def
@@ -242,12 +245,13 @@ func New(ctx context.Context, store storage.Store, cfg Config) (*Server, error) 
 		cfg.RevocationPath:    s.serveRevoke,
 		cfg.JWKSPath:          s.serveJWKS,
 		"/.well-known/oauth-authorization-server": s.serveServerMetadata,
-		"/.well-known/openid-configuration":       s.serveServerMetadata,
+		"/.well-known/openid-configuration":       s.serveOpenIDConfiguration,
 		wellKnownResource:                         s.serveResourceMetadata,
 		cfg.AuthorizationPath:                     s.serveAuthorize,
 		cfg.GrantsPath:                            s.serveGrants,
+		cfg.UserinfoPath:                          s.serveUserinfo,
 	}
-	if len(s.endpoints) != 10 {
+	if len(s.endpoints) != 11 {
 		return nil, errors.New("two endpoints share a path")
 	}
 	return s, nil
