@@ -22,6 +22,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/caddy-dcr/caddy-dcr/internal/login"
 	"github.com/caddy-dcr/caddy-dcr/storage"
 )
 
@@ -96,6 +97,11 @@ type Config struct {
 	// Claims are extra token claims by name; values may hold
 	// placeholders, evaluated at authorization time.
 	Claims map[string]string
+	// Logins are the upstream identity providers people sign in
+	// through; none: the user placeholder names the person.
+	Logins []*login.Login
+	// SessionTTL is how long a sign-in through a login lasts.
+	SessionTTL time.Duration
 	// MetadataDocuments configures client ID metadata documents; nil
 	// turns them off.
 	MetadataDocuments *MetadataDocumentConfig
@@ -127,6 +133,8 @@ type Server struct {
 	// ClientIDHeader and ScopeHeader, in that order ("" for none).
 	identityHeaders [3]string
 	endpoints       map[string]http.HandlerFunc // by exact path
+	// logins is the upstream login side; nil when none is configured.
+	logins *loginState
 }
 
 // Default endpoint paths and lifetimes.
@@ -171,6 +179,7 @@ func (c Config) WithDefaults() Config {
 	}{
 		{&c.AccessTokenTTL, DefaultAccessTokenTTL}, {&c.RefreshTokenTTL, DefaultRefreshTokenTTL},
 		{&c.KeyRotation, DefaultKeyRotation}, {&c.CodeTTL, DefaultCodeTTL},
+		{&c.SessionTTL, DefaultSessionTTL},
 	} {
 		if *d.v <= 0 {
 			*d.v = d.def
@@ -254,6 +263,9 @@ func New(ctx context.Context, store storage.Store, cfg Config) (*Server, error) 
 	if len(s.endpoints) != 11 {
 		return nil, errors.New("two endpoints share a path")
 	}
+	if err := s.setupLogins(ctx); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -270,6 +282,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 	p := r.URL.Path
 	if h, ok := s.endpoints[p]; ok {
 		h(w, r)
+		return nil
+	}
+	if s.serveLoginPath(w, r, p) {
 		return nil
 	}
 	reg := s.cfg.RegistrationPath
