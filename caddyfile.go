@@ -67,10 +67,14 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    client_id_metadata_documents on|off
 //	    metadata_document_hosts <host...>
 //	    metadata_document_allow_private
+//	    login oidc|github <name> { ... }
+//	    session_ttl <duration>
 //	}
 //
+// login blocks are described at unmarshalLogin.
+//
 // initial_access_token, scopes_supported, require_scope, trusted_client,
-// resource_server, claim and metadata_document_hosts may be repeated;
+// resource_server, claim, login and metadata_document_hosts may be repeated;
 // their values add up. Every other subdirective may appear once.
 //
 // storage names a dcr.storage module and its options; storage <dir> (a
@@ -202,10 +206,17 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			h.ScopesSupported = append(h.ScopesSupported, args...)
-		case "client_secret_ttl", "access_token_ttl", "refresh_token_ttl", "key_rotation", "code_ttl":
+		case "login":
+			lc, err := unmarshalLogin(d)
+			if err != nil {
+				return err
+			}
+			h.Logins = append(h.Logins, lc)
+		case "client_secret_ttl", "access_token_ttl", "refresh_token_ttl", "key_rotation", "code_ttl", "session_ttl":
 			dst := map[string]*caddy.Duration{
 				"client_secret_ttl": &h.ClientSecretTTL, "access_token_ttl": &h.AccessTokenTTL,
 				"refresh_token_ttl": &h.RefreshTokenTTL, "key_rotation": &h.KeyRotation, "code_ttl": &h.CodeTTL,
+				"session_ttl": &h.SessionTTL,
 			}[name]
 			var v string
 			if err := singleString(d, &v); err != nil {

@@ -24,6 +24,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-dcr/caddy-dcr/internal/handlers"
+	"github.com/caddy-dcr/caddy-dcr/internal/login"
 	"github.com/caddy-dcr/caddy-dcr/storage"
 	"github.com/caddy-dcr/caddy-dcr/storage/badger"
 	_ "github.com/caddy-dcr/caddy-dcr/storage/postgres" // registers dcr.storage.postgres
@@ -157,6 +158,15 @@ type Handler struct {
 	// Claims are extra claims carried in the tokens of a grant, by name;
 	// values may hold placeholders, evaluated when the person authorizes.
 	Claims map[string]string `json:"claims,omitempty"`
+	// Logins are upstream identity providers (OpenID Connect, GitHub)
+	// that people sign in through at the authorization endpoint; the
+	// upstream's claims become {http.auth.user.*} placeholders. Client
+	// ids, secrets and issuers take placeholders known at load time
+	// ({env.*}). Default: none, the user placeholder names the person.
+	Logins []login.Config `json:"logins,omitempty"`
+	// SessionTTL is how long a sign-in through a login lasts. Default:
+	// 12h.
+	SessionTTL caddy.Duration `json:"session_ttl,omitempty"`
 	// MetadataDocuments turns client ID metadata documents on or off.
 	// Default: on.
 	MetadataDocuments *bool `json:"client_id_metadata_documents,omitempty"`
@@ -207,8 +217,22 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		w := caddy.Duration(handlers.DefaultRefreshReuseWindow)
 		h.RefreshReuseWindow = &w
 	}
+	for i := range h.Logins {
+		l := &h.Logins[i]
+		for _, v := range []*string{&l.Issuer, &l.ClientID, &l.ClientSecret, &l.BaseURL, &l.APIURL} {
+			*v = repl.ReplaceKnown(*v, "")
+		}
+	}
 	if err := h.validate(); err != nil {
 		return err
+	}
+	var logins []*login.Login
+	for _, lc := range h.Logins {
+		l, err := login.New(lc)
+		if err != nil {
+			return err
+		}
+		logins = append(logins, l)
 	}
 
 	if h.Issuer == "" {
@@ -259,6 +283,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		ResourceServers:     h.ResourceServers,
 		CodeTTL:             time.Duration(h.CodeTTL),
 		Claims:              h.Claims,
+		Logins:              logins,
+		SessionTTL:          time.Duration(h.SessionTTL),
 		MetadataDocuments:   documents,
 		Logger:              h.logger,
 	}.WithDefaults())
@@ -310,7 +336,7 @@ func (h *Handler) validate() error {
 	}{
 		{"client_secret_ttl", h.ClientSecretTTL}, {"access_token_ttl", h.AccessTokenTTL},
 		{"refresh_token_ttl", h.RefreshTokenTTL}, {"key_rotation", h.KeyRotation}, {"code_ttl", h.CodeTTL},
-		{"refresh_reuse_window", ptrValue(h.RefreshReuseWindow)},
+		{"refresh_reuse_window", ptrValue(h.RefreshReuseWindow)}, {"session_ttl", h.SessionTTL},
 	} {
 		if d.value < 0 {
 			return fmt.Errorf("%s must not be negative", d.name)
@@ -345,7 +371,7 @@ func (h *Handler) validate() error {
 	if h.MaxBodySize < 0 {
 		return fmt.Errorf("max_body_size must not be negative")
 	}
-	return nil
+	return h.validateLogins()
 }
 
 func ptrValue[T any](p *T) (v T) {
