@@ -376,3 +376,53 @@ func TestSessionCookieAttributes(t *testing.T) {
 		}
 	}
 }
+
+// TestPromptLoginAndMaxAgeRenewTheSession: with a session, prompt=login
+// and a max_age the session is older than send the person to the upstream
+// again, once: back from it, the request goes on (no loop). prompt=none
+// with a session too old is login_required.
+func TestPromptLoginAndMaxAgeRenewTheSession(t *testing.T) {
+	m := startMockOIDC(t)
+	ts, hs := loginServer(t, m, login.Config{})
+	id, params := ts.publicClient("")
+	ts.srv.cfg.TrustedClients = []string{id}
+	params = with(params, "scope", "openid")
+	c := browser(t, toClient)
+	resp, _ := get(t, c, hs.URL+"/oauth/authorize?"+params.Encode())
+	if resp.StatusCode != http.StatusFound || !toClient(mustLocation(t, resp)) {
+		t.Fatalf("first sign-in: %d", resp.StatusCode)
+	}
+	signIns := func(p url.Values) (upstream bool, to *url.URL) {
+		t.Helper()
+		var sawUpstream bool
+		c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+			if strings.HasPrefix(req.URL.String(), m.AuthorizationEndpoint()) {
+				sawUpstream = true
+			}
+			if toClient(req.URL) || len(via) > 8 {
+				return http.ErrUseLastResponse
+			}
+			return nil
+		}
+		resp, _ := get(t, c, hs.URL+"/oauth/authorize?"+p.Encode())
+		return sawUpstream, mustLocation(t, resp)
+	}
+	if up, to := signIns(params); up || to.Query().Get("code") == "" {
+		t.Fatalf("signed in: upstream %v, %v", up, to)
+	}
+	if up, to := signIns(with(params, "prompt", "login")); !up || to.Query().Get("code") == "" {
+		t.Fatalf("prompt=login: upstream %v, %v", up, to)
+	}
+	ts.clock = ts.clock.Add(time.Hour)
+	if up, to := signIns(with(params, "max_age", "600", "prompt", "none")); up || to.Query().Get("error") != "login_required" {
+		t.Fatalf("prompt=none, too old: upstream %v, %v", up, to)
+	}
+	up, to := signIns(with(params, "max_age", "600", "nonce", "n2"))
+	if !up || to.Query().Get("code") == "" {
+		t.Fatalf("max_age: upstream %v, %v", up, to)
+	}
+	_, tok := ts.exchange(id, to.Query().Get("code"), testVerifier, "http://127.0.0.1:4000/cb")
+	if c := decodeJWTPayload(t, tok["id_token"].(string)); c["auth_time"] != float64(ts.clock.Unix()) || c["nonce"] != "n2" {
+		t.Fatalf("auth_time after the renewed sign-in: %v (now %d)", c, ts.clock.Unix())
+	}
+}
