@@ -64,6 +64,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    resource_server <client_id...>
 //	    code_ttl <duration>
 //	    claim <name> <value>
+//	    scope_description <scope> <text>
 //	    client_id_metadata_documents on|off
 //	    metadata_document_hosts <host...>
 //	    metadata_document_allow_private
@@ -74,7 +75,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // login blocks are described at unmarshalLogin.
 //
 // initial_access_token, scopes_supported, require_scope, trusted_client,
-// resource_server, claim, login and metadata_document_hosts may be repeated;
+// resource_server, claim, scope_description, login and metadata_document_hosts may be repeated;
 // their values add up. Every other subdirective may appear once.
 //
 // storage names a dcr.storage module and its options; storage <dir> (a
@@ -206,6 +207,18 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			h.ScopesSupported = append(h.ScopesSupported, args...)
+		case "scope_description":
+			var scope, text string
+			if !d.Args(&scope, &text) || d.NextArg() {
+				return d.ArgErr()
+			}
+			if _, dup := h.ScopeDescriptions[scope]; dup {
+				return d.Errf("scope_description %s already specified", scope)
+			}
+			if h.ScopeDescriptions == nil {
+				h.ScopeDescriptions = map[string]string{}
+			}
+			h.ScopeDescriptions[scope] = text
 		case "login":
 			lc, err := unmarshalLogin(d)
 			if err != nil {

@@ -155,6 +155,11 @@ type Handler struct {
 	ResourceServers []string `json:"resource_servers,omitempty"`
 	// CodeTTL is the lifetime of authorization codes. Default: 60s.
 	CodeTTL caddy.Duration `json:"code_ttl,omitempty"`
+	// ScopeDescriptions are what the consent page says each scope
+	// allows, shown in place of the bare scope. Default: descriptions of
+	// the OpenID Connect scopes (openid, profile, email, phone,
+	// offline_access).
+	ScopeDescriptions map[string]string `json:"scope_descriptions,omitempty"`
 	// Claims are extra claims carried in the tokens of a grant, by name;
 	// values may hold placeholders, evaluated when the person authorizes.
 	Claims map[string]string `json:"claims,omitempty"`
@@ -283,6 +288,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		ResourceServers:     h.ResourceServers,
 		CodeTTL:             time.Duration(h.CodeTTL),
 		Claims:              h.Claims,
+		ScopeDescriptions:   h.ScopeDescriptions,
 		Logins:              logins,
 		SessionTTL:          time.Duration(h.SessionTTL),
 		MetadataDocuments:   documents,

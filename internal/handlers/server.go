@@ -94,6 +94,10 @@ type Config struct {
 	ResourceServers []string
 	// CodeTTL is the lifetime of authorization codes.
 	CodeTTL time.Duration
+	// ScopeDescriptions are what the consent page says a scope allows,
+	// by scope, in place of the scope itself; they add to and override
+	// DefaultScopeDescriptions.
+	ScopeDescriptions map[string]string
 	// Claims are extra token claims by name; values may hold
 	// placeholders, evaluated at authorization time.
 	Claims map[string]string
