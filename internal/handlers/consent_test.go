@@ -31,7 +31,7 @@ func TestConsentMarksSelfAssertedClients(t *testing.T) {
 	ts := newTestServer(t, Config{})
 	id, params := ts.publicClient(`,"client_uri":"https://tool.example","logo_uri":"https://tool.example/logo.png"`)
 	page := ts.authorize("GET", params, "alice").Body.String()
-	for _, want := range []string{"This application registered itself", "its name, logo and website are what it says about itself",
+	for _, want := range []string{"This application registered itself", "the name, logo and website on this page come from the application",
 		"approve only if you trust <strong>127.0.0.1:4000</strong>", "Application website (as it says)"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("self-registered client's page lacks %q", want)
