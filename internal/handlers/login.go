@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"path"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -30,7 +31,41 @@ const pendingLoginTTL = 10 * time.Minute
 
 // maxPendingParams bounds the authorization request a pending sign-in
 // keeps, so that what a stranger can make the server store is small.
-const maxPendingParams = 8 << 10
+const maxPendingParams = 4 << 10
+
+// Anyone may start a sign-in, and each one stores a pending record until it
+// expires, so an instance starts at most pendingPerSecond a second on
+// average (bursts of pendingBurst): at most pendingPerSecond ×
+// pendingLoginTTL records of at most maxPendingParams bytes, about 48 MiB,
+// outstanding per instance.
+const (
+	pendingPerSecond = 20
+	pendingBurst     = 200
+)
+
+// startLimiter is a token bucket over the handler's clock.
+type startLimiter struct {
+	mu     sync.Mutex
+	tokens float64
+	last   time.Time
+}
+
+// allow takes a token at now, if there is one.
+func (l *startLimiter) allow(now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.last.IsZero() {
+		l.tokens = pendingBurst
+	} else if d := now.Sub(l.last); d > 0 {
+		l.tokens = min(pendingBurst, l.tokens+d.Seconds()*pendingPerSecond)
+	}
+	l.last = now
+	if l.tokens < 1 {
+		return false
+	}
+	l.tokens--
+	return true
+}
 
 // Cookie names; on https they take the __Host- prefix, which binds a
 // cookie to this host, https and the path / (RFC 6265bis §4.1.3.2).
@@ -50,6 +85,8 @@ type loginState struct {
 	base string
 	key  []byte // seals session cookies; from the store
 	ttl  time.Duration
+	// starts bounds how fast sign-ins start.
+	starts startLimiter
 }
 
 // setupLogins prepares the upstream logins of cfg, reading the session key
@@ -252,8 +289,13 @@ func (s *Server) beginLogin(w http.ResponseWriter, r *http.Request, l *login.Log
 		s.showError(w, http.StatusBadRequest, "This request cannot be authorized", "The authorization request is too large.")
 		return
 	}
-	state, nonce, verifier, browser := newSecret(), newSecret(), oauth2.GenerateVerifier(), newSecret()
 	now := s.now()
+	if !s.logins.starts.allow(now) {
+		w.Header().Set("Retry-After", retryAfterSeconds)
+		s.showError(w, http.StatusServiceUnavailable, "Try again shortly", "Too many sign-ins are starting right now. Try again in a moment.")
+		return
+	}
+	state, nonce, verifier, browser := newSecret(), newSecret(), oauth2.GenerateVerifier(), newSecret()
 	err := s.store.CreateAuthCode(r.Context(), pendingKey(state), &storage.AuthCode{
 		RedirectURI: encoded, Challenge: verifier, Subject: l.Name, Nonce: nonce, ExpiresAt: now.Add(pendingLoginTTL).Unix(),
 		Claims: map[string]string{"browser": hex.EncodeToString(storage.HashSecret(browser))},

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"encoding/base64"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/oauth2-proxy/mockoidc"
 
@@ -424,5 +426,92 @@ func TestPromptLoginAndMaxAgeRenewTheSession(t *testing.T) {
 	_, tok := ts.exchange(id, to.Query().Get("code"), testVerifier, "http://127.0.0.1:4000/cb")
 	if c := decodeJWTPayload(t, tok["id_token"].(string)); c["auth_time"] != float64(ts.clock.Unix()) || c["nonce"] != "n2" {
 		t.Fatalf("auth_time after the renewed sign-in: %v (now %d)", c, ts.clock.Unix())
+	}
+}
+
+// TestPendingSignInsAreBounded: strangers starting sign-ins are held to a
+// rate, so the pending records they make the server keep stay bounded;
+// the bucket refills with the clock.
+func TestPendingSignInsAreBounded(t *testing.T) {
+	m := startMockOIDC(t)
+	ts, _ := loginServer(t, m, login.Config{})
+	_, params := ts.publicClient("")
+	started := 0
+	for range pendingBurst + 10 {
+		w := ts.authorize("GET", params, "")
+		switch w.Code {
+		case http.StatusFound:
+			started++
+		case http.StatusServiceUnavailable:
+			if w.Header().Get("Retry-After") == "" {
+				t.Fatal("no Retry-After")
+			}
+		default:
+			t.Fatalf("%d", w.Code)
+		}
+	}
+	if started != pendingBurst {
+		t.Fatalf("%d sign-ins started, want %d", started, pendingBurst)
+	}
+	ts.clock = ts.clock.Add(time.Second)
+	if w := ts.authorize("GET", params, ""); w.Code != http.StatusFound {
+		t.Fatalf("after a second: %d", w.Code)
+	}
+	// Too large a request is not kept at all.
+	if w := ts.authorize("GET", with(params, "state", strings.Repeat("s", maxPendingParams)), ""); w.Code != http.StatusBadRequest {
+		t.Fatalf("a large request: %d", w.Code)
+	}
+}
+
+// TestSessionSurvivesReloadAndKeyRotation: the session key is in the
+// store, so a handler made anew on the same store (a reload, another
+// instance) accepts the cookie, and a signing key rotation changes
+// nothing about it; the ID tokens after the rotation verify with the new
+// key from the JWKS.
+func TestSessionSurvivesReloadAndKeyRotation(t *testing.T) {
+	m := startMockOIDC(t)
+	ts, hs := loginServer(t, m, login.Config{})
+	id, params := ts.publicClient("")
+	ts.srv.cfg.TrustedClients = []string{id}
+	params = with(params, "scope", "openid")
+	c := browser(t, toClient)
+	if resp, _ := get(t, c, hs.URL+"/oauth/authorize?"+params.Encode()); resp.StatusCode != http.StatusFound {
+		t.Fatalf("sign-in: %d", resp.StatusCode)
+	}
+
+	// A reload: a new Server on the same store, a day later, past a
+	// signing key rotation.
+	ts.clock = ts.clock.Add(time.Hour)
+	cfg := ts.srv.cfg
+	cfg.KeyRotation = 30 * time.Minute
+	srv, err := New(t.Context(), ts.store, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldKid := ts.srv.keys.current.id
+	ts.srv = srv
+	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if strings.HasPrefix(req.URL.String(), m.AuthorizationEndpoint()) {
+			t.Fatal("sent to the upstream again")
+		}
+		return http.ErrUseLastResponse
+	}
+	resp, _ := get(t, c, hs.URL+"/oauth/authorize?"+params.Encode())
+	to := mustLocation(t, resp)
+	if !toClient(to) || to.Query().Get("code") == "" {
+		t.Fatalf("after the reload: %v", to)
+	}
+	_, tok := ts.exchange(id, to.Query().Get("code"), testVerifier, "http://127.0.0.1:4000/cb")
+	idToken := tok["id_token"].(string)
+	header, _ := base64.RawURLEncoding.DecodeString(strings.Split(idToken, ".")[0])
+	if strings.Contains(string(header), oldKid) || ts.srv.keys.current.id == oldKid {
+		t.Fatalf("no rotation: %s", header)
+	}
+	provider, err := oidc.NewProvider(oidc.ClientContext(t.Context(), hs.Client()), hs.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := provider.Verifier(&oidc.Config{ClientID: id, Now: func() time.Time { return ts.clock }}).Verify(t.Context(), idToken); err != nil {
+		t.Fatalf("the ID token after the rotation: %v", err)
 	}
 }
