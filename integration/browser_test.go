@@ -67,7 +67,7 @@ func TestBrowserEndToEnd(t *testing.T) {
 	browser.screenshot(shots, "choice", 390, 1280)
 
 	// Corp SSO → mockoidc → the callback → the consent page.
-	browser.eval(`[...document.querySelectorAll("a.choice")].find(a => a.textContent.includes("Corp SSO")).click()`)
+	browser.act(`[...document.querySelectorAll("a.choice")].find(a => a.textContent.includes("Corp SSO")).click()`)
 	text = browser.waitFor(e.url("/oauth/authorize"))
 	for _, want := range []string{"Notes MCP client wants to access your account", "corp:1234567890", "Use the tools of this MCP server",
 		"This application registered itself", ln.Addr().String()} {
@@ -78,7 +78,7 @@ func TestBrowserEndToEnd(t *testing.T) {
 	browser.screenshot(shots, "consent", 390, 1280)
 
 	// Approve → the client gets a code → tokens → the gated call.
-	browser.eval(`document.querySelector("button.approve").click()`)
+	browser.act(`document.querySelector("button.approve").click()`)
 	browser.waitFor(redirect)
 	code := <-codes
 	tok, err := cfg.Exchange(context.Background(), code, oauth2.VerifierOption(verifier))
@@ -101,7 +101,7 @@ func TestBrowserEndToEnd(t *testing.T) {
 	m.QueueUser(&mockoidc.MockUser{Subject: "666", Email: "mallory@evil.example", EmailVerified: true})
 	browser.navigate(authURL)
 	browser.waitFor(e.url("/oauth/authorize"))
-	browser.eval(`[...document.querySelectorAll("a.choice")].find(a => a.textContent.includes("Corp SSO")).click()`)
+	browser.act(`[...document.querySelectorAll("a.choice")].find(a => a.textContent.includes("Corp SSO")).click()`)
 	text = browser.waitFor(e.url("/oauth/callback/corp"))
 	if !strings.Contains(text, "Not allowed") || !strings.Contains(text, "mallory@evil.example") {
 		t.Fatalf("refused page:\n%s", text)

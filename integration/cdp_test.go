@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -52,10 +53,19 @@ func startChromium(t *testing.T) *headless {
 	if _, err := exec.LookPath(bin); err != nil {
 		t.Skipf("no Chromium at %s (set CHROMIUM to its path): the headless browser test needs one", bin)
 	}
-	profile := t.TempDir()
+	// Not t.TempDir: Chromium's helper processes may still be writing to
+	// the profile for a moment after it is killed, and the directory is
+	// removed once they are gone.
+	profile, err := os.MkdirTemp("", "dcr-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
 	cmd := exec.Command(bin, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
 		"--no-first-run", "--no-default-browser-check", "--remote-debugging-port=0", "--remote-allow-origins=*",
 		"--user-data-dir="+profile, "about:blank")
+	// A process group of its own, so that the cleanup ends Chromium's
+	// helper processes with it, and nothing else.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -64,8 +74,14 @@ func startChromium(t *testing.T) *headless {
 		if h.conn != nil {
 			h.conn.Close()
 		}
-		_ = cmd.Process.Kill()
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		_ = cmd.Wait()
+		for range 50 {
+			if os.RemoveAll(profile) == nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
 	})
 	// Chromium writes its port to DevToolsActivePort once it listens.
 	var port string
@@ -181,18 +197,33 @@ func (h *headless) eval(expr string) any {
 // navigate opens url in the page.
 func (h *headless) navigate(url string) {
 	h.t.Helper()
+	h.markStale()
 	h.call("Page.navigate", map[string]any{"url": url}, nil)
 }
 
-// waitFor waits until the page, fully loaded, is at a URL starting with
-// prefix, and returns its text.
+// act runs JavaScript that leads to another page (a click).
+func (h *headless) act(js string) {
+	h.t.Helper()
+	h.markStale()
+	h.eval(js)
+}
+
+// markStale marks the current document, so that waitFor can tell the next
+// one from it even when both are at the same URL.
+func (h *headless) markStale() {
+	h.t.Helper()
+	h.eval(`window.__dcrStale = true`)
+}
+
+// waitFor waits until a new page (not the one navigate or act left),
+// fully loaded, is at a URL starting with prefix, and returns its text.
 func (h *headless) waitFor(prefix string) string {
 	h.t.Helper()
 	var last any
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		last = h.eval(`location.href + "\n" + document.readyState`)
-		href, state, _ := strings.Cut(fmt.Sprint(last), "\n")
-		if strings.HasPrefix(href, prefix) && state == "complete" {
+		last = h.eval(`location.href + "\n" + document.readyState + "\n" + (window.__dcrStale === true)`)
+		parts := strings.Split(fmt.Sprint(last), "\n")
+		if len(parts) == 3 && strings.HasPrefix(parts[0], prefix) && parts[1] == "complete" && parts[2] == "false" {
 			return fmt.Sprint(h.eval(`document.body ? document.body.innerText : ""`))
 		}
 	}
