@@ -122,8 +122,12 @@ func (s *Server) parseAuthorizationRequest(r *http.Request, q url.Values) (*auth
 	if req.oidc, oerr = parseOIDCParams(q); oerr != nil {
 		return fail(oerr, oerr.Description)
 	}
-	if !hasScope(req.scope, scopeOpenID) {
+	switch {
+	case !hasScope(req.scope, scopeOpenID):
 		req.oidc.nonce = "" // OpenID Connect Core 1.0 §3.1.2.1: nonce is an OpenID Connect parameter
+	case q.Get("redirect_uri") == "":
+		// OpenID Connect Core 1.0 §3.1.2.1: redirect_uri is required.
+		return fail(ErrInvalidRequest, "redirect_uri is required with the openid scope")
 	}
 	return req, nil, ""
 }

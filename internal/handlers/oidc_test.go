@@ -320,6 +320,18 @@ func TestPromptAndMaxAge(t *testing.T) {
 		t.Fatalf("max_age=0: %v", q)
 	}
 
+	// OpenID Connect requires redirect_uri even of a client with one.
+	one := ts.register(`{"token_endpoint_auth_method":"none","redirect_uris":["https://one.example/cb"]}`)["client_id"].(string)
+	ts.srv.cfg.TrustedClients = append(ts.srv.cfg.TrustedClients, one)
+	_, q = redirectParams(t, ts.authorize("GET", with(params, "client_id", one, "redirect_uri", ""), "alice"))
+	if q.Get("error") != "invalid_request" || !strings.Contains(q.Get("error_description"), "redirect_uri") {
+		t.Fatalf("openid without redirect_uri: %v", q)
+	}
+	_, q = redirectParams(t, ts.authorize("GET", with(params, "client_id", one, "redirect_uri", "", "scope", "read"), "alice"))
+	if q.Get("code") == "" {
+		t.Fatalf("OAuth without redirect_uri: %v", q)
+	}
+
 	for _, bad := range []url.Values{
 		with(params, "prompt", "none login"), with(params, "prompt", "bogus"),
 		with(params, "max_age", "-1"), with(params, "max_age", "1e3"), with(params, "max_age", "01"),
