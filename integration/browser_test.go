@@ -108,5 +108,15 @@ func TestBrowserEndToEnd(t *testing.T) {
 	}
 	browser.screenshot(shots, "refused", 390, 1280)
 	t.Logf("screenshots in %s", shots)
-	assertLogsClean(t, p.logs.String(), tok.AccessToken, code, m.ClientSecret)
+	logs := p.logs.String()
+	assertLogsClean(t, logs, tok.AccessToken, code, m.ClientSecret)
+	for _, leak := range []string{"/oauth/callback/corp?", m.AuthorizationEndpoint() + "?", "dcr_session=", "dcr_login="} {
+		if strings.Contains(logs, leak) {
+			i := strings.Index(logs, leak)
+			t.Errorf("Caddy's logs show %q: …%s…", leak, logs[max(0, i-300):min(len(logs), i+100)])
+		}
+	}
+	if !strings.Contains(logs, `"msg":"sign-in callback"`) {
+		t.Error("the callback is not logged at all")
+	}
 }

@@ -15,7 +15,9 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"golang.org/x/oauth2"
 
 	"github.com/caddy-dcr/caddy-dcr/internal/login"
@@ -316,7 +318,24 @@ func (s *Server) beginLogin(w http.ResponseWriter, r *http.Request, l *login.Log
 	setCookie(w, r, browserCookie, browser, int(pendingLoginTTL/time.Second))
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Referrer-Policy", "no-referrer")
+	s.keepOutOfAccessLog(r, l, "sign-in started", http.StatusFound)
 	http.Redirect(w, r, target, http.StatusFound)
+}
+
+// keepOutOfAccessLog leaves a request of the sign-in out of Caddy's access
+// log, which would record the state (in the Location to the upstream) or
+// the upstream's code and state (in the callback's URI), and logs it here
+// without them, as keepCodeOutOfAccessLog does for codes.
+func (s *Server) keepOutOfAccessLog(r *http.Request, l *login.Login, msg string, status int) {
+	caddyhttp.SetVar(r.Context(), caddyhttp.LogSkipVar, true)
+	if ce := s.log.Check(zapcore.InfoLevel, msg); ce != nil {
+		fields := []zap.Field{zap.String("login", l.Name), zap.String("method", r.Method), zap.String("uri", r.URL.Path),
+			zap.String("remote_addr", r.RemoteAddr)}
+		if status != 0 {
+			fields = append(fields, zap.Int("status", status))
+		}
+		ce.Write(fields...)
+	}
 }
 
 // callbackURL is the redirect URI registered at the upstream for l.
@@ -336,6 +355,7 @@ func (s *Server) serveCallback(w http.ResponseWriter, r *http.Request, l *login.
 		return
 	}
 	startAgain := "Go back to the application and start again."
+	s.keepOutOfAccessLog(r, l, "sign-in callback", 0)
 	q := r.URL.Query()
 	state := q.Get("state")
 	if state == "" {
