@@ -165,3 +165,17 @@ func TestChainedToItself(t *testing.T) {
 	}
 	assertLogsClean(t, a.logs.String()+b.logs.String(), tok.AccessToken, reg["client_secret"].(string), loc.Query().Get("code"))
 }
+
+// TestLoginWithoutRuleDoesNotLoad: "anyone with a Google account" is never
+// an accident: a login block with no allow rule fails caddy validate,
+// naming the rules, and its secret is not in the message.
+func TestLoginWithoutRuleDoesNotLoad(t *testing.T) {
+	e := newEnv(t)
+	e.vars = append(e.vars, "DCR_TEST_GOOGLE_ID=id-123", "DCR_TEST_GOOGLE_SECRET=google-secret-value")
+	out, ok := e.validate("login_no_rule.Caddyfile")
+	if ok || !strings.Contains(out, "login google has no allow rule") ||
+		!strings.Contains(out, "allow_email, allow_domain, allow_subject, allow_group, allow_any") {
+		t.Fatalf("validate: %v\n%s", ok, out)
+	}
+	assertLogsClean(t, out, "google-secret-value")
+}
