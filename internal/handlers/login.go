@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -457,4 +458,35 @@ func (s *Server) serveLogout(w http.ResponseWriter, r *http.Request) {
 	}
 	setCookie(w, r, sessionCookie, "", -1)
 	s.showError(w, http.StatusOK, "Signed out", "You are signed out of this server.")
+}
+
+// stripLoginCookies removes this server's sign-in cookies from a request
+// that goes upstream: an application behind the gate must not be able to
+// take a person's session and authorize clients as them. Other cookies
+// are passed on as they came.
+func (s *Server) stripLoginCookies(r *http.Request) {
+	if s.logins == nil || len(r.Header["Cookie"]) == 0 {
+		return
+	}
+	ours := func(name string) bool {
+		name = strings.TrimPrefix(name, "__Host-")
+		return name == sessionCookie || name == browserCookie
+	}
+	if !slices.ContainsFunc(r.Cookies(), func(c *http.Cookie) bool { return ours(c.Name) }) {
+		return
+	}
+	var kept []string
+	for _, line := range r.Header["Cookie"] {
+		for part := range strings.SplitSeq(line, ";") {
+			name, _, _ := strings.Cut(strings.TrimSpace(part), "=")
+			if part = strings.TrimSpace(part); part != "" && !ours(name) {
+				kept = append(kept, part)
+			}
+		}
+	}
+	if len(kept) == 0 {
+		r.Header.Del("Cookie")
+		return
+	}
+	r.Header["Cookie"] = []string{strings.Join(kept, "; ")}
 }

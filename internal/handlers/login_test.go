@@ -515,3 +515,27 @@ func TestSessionSurvivesReloadAndKeyRotation(t *testing.T) {
 		t.Fatalf("the ID token after the rotation: %v", err)
 	}
 }
+
+// TestSessionCookiesStayHere: the gate passes the person's other cookies
+// upstream, never the session (an application behind the gate could
+// otherwise authorize clients as them).
+func TestSessionCookiesStayHere(t *testing.T) {
+	m := startMockOIDC(t)
+	ts, _ := loginServer(t, m, login.Config{})
+	r := httptest.NewRequest("GET", "/app", nil)
+	r.Header.Set("Cookie", "theme=dark; dcr_session=sealed; __Host-dcr_session=sealed2")
+	r.Header.Add("Cookie", "dcr_login=b; lang=en")
+	w := httptest.NewRecorder()
+	if err := ts.srv.ServeHTTP(w, r, ts.next()); err == nil && w.Code != 401 {
+		t.Fatalf("no token: %d", w.Code)
+	}
+	if got := r.Header.Values("Cookie"); len(got) != 1 || got[0] != "theme=dark; lang=en" {
+		t.Fatalf("cookies going upstream: %q", got)
+	}
+	r = httptest.NewRequest("GET", "/app", nil)
+	r.Header.Set("Cookie", "dcr_session=sealed")
+	ts.srv.stripLoginCookies(r)
+	if _, ok := r.Header["Cookie"]; ok {
+		t.Fatalf("cookie left: %q", r.Header["Cookie"])
+	}
+}

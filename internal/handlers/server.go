@@ -316,6 +316,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 		}
 		return nil
 	}
+	s.stripLoginCookies(r)
 	return s.serveGated(w, r, next)
 }
 
