@@ -59,6 +59,9 @@ func FuzzUnmarshalCaddyfile(f *testing.F) {
 		"dcr {\n registration_path /r\n registration_path /s\n}",
 		"dcr {\n client_secret_ttl\n}",
 		"dcr { issuer",
+		"dcr {\n login oidc g {\n issuer https://a.example\n client_id x\n allow_group groups a\n allow_any\n }\n session_ttl 1h\n}",
+		"dcr {\n login github gh {\n client_secret s\n client_secret t\n }\n}",
+		"dcr {\n login oidc\n scope_description a \"b c\"\n}",
 	} {
 		f.Add(seed)
 	}
