@@ -245,7 +245,7 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if user == "" || (r.Method == http.MethodGet && (stale || req.oidc.prompts(promptLogin))) {
-		if s.startLogin(w, r, req, user == "") {
+		if s.startLogin(w, r, req) {
 			return
 		}
 	}

@@ -207,22 +207,25 @@ func (s *Server) session(r *http.Request) *login.Session {
 	return sess
 }
 
-// startLogin sends the person to sign in when logins are configured, and
-// reports whether it answered: straight to the upstream when there is one
-// login, else to a page that lets the person choose. signedOut says nobody
-// is signed in; otherwise the sign-in is renewed (prompt=login, max_age).
-func (s *Server) startLogin(w http.ResponseWriter, r *http.Request, req *authzRequest, signedOut bool) bool {
+// startLogin sends the person to sign in (for the first time, or again
+// for prompt=login or max_age) when logins are configured, and reports
+// whether it answered: straight to the upstream when there is one login,
+// else to a page that lets the person choose.
+func (s *Server) startLogin(w http.ResponseWriter, r *http.Request, req *authzRequest) bool {
 	ls := s.logins
 	if ls == nil {
 		return false
 	}
 	// Back from the upstream, the request must not ask for a sign-in
-	// again (OpenID Connect Core 1.0 §3.1.2.1: prompt=login is met by
-	// the sign-in that just happened).
+	// again (OpenID Connect Core 1.0 §3.1.2.1): prompt=login and max_age
+	// are met by the sign-in that just happened, and a max_age of 0 would
+	// otherwise send the person round again whenever the round trip
+	// crossed a second.
 	params := url.Values{}
 	for k, v := range req.params {
 		params[k] = v
 	}
+	params.Del("max_age")
 	if req.oidc.prompts(promptLogin) {
 		var kept []string
 		for _, p := range req.oidc.prompt {
