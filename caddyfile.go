@@ -60,11 +60,13 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    token_cache_size <entries>
 //	    authorization_path <path>
 //	    grants_path <path>
+//	    userinfo_path <path>
 //	    user <placeholder>
 //	    trusted_client <client_id...>
 //	    resource_server <client_id...>
 //	    code_ttl <duration>
 //	    claim <name> <value>
+//	    scope_description <scope> <text>
 //	    client_id_metadata_documents on|off
 //	    metadata_document_hosts <host...>
 //	    metadata_document_allow_private
@@ -77,10 +79,14 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    allowed_redirect_schemes <scheme...>
 //	    allowed_redirect_hosts <host...>
 //	    public_clients on|off
+//	    login oidc|github <name> { ... }
+//	    session_ttl <duration>
 //	}
 //
+// login blocks are described at unmarshalLogin.
+//
 // initial_access_token, scopes_supported, require_scope, trusted_client,
-// resource_server, claim, metadata_document_hosts,
+// resource_server, claim, scope_description, login, metadata_document_hosts,
 // registration_limit_exempt and the allowed_* lists may be repeated;
 // their values add up. Every other subdirective may appear once.
 //
@@ -122,11 +128,12 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			store, storeName = &badger.Module{Dir: storeName}, "badger"
 		case "registration_path", "token_path", "introspection_path", "revocation_path", "jwks_path",
-			"authorization_path", "grants_path":
+			"authorization_path", "grants_path", "userinfo_path":
 			dst := map[string]*string{
 				"registration_path": &h.RegistrationPath, "token_path": &h.TokenPath,
 				"introspection_path": &h.IntrospectionPath, "revocation_path": &h.RevocationPath, "jwks_path": &h.JWKSPath,
 				"authorization_path": &h.AuthorizationPath, "grants_path": &h.GrantsPath,
+				"userinfo_path": &h.UserinfoPath,
 			}[name]
 			if err := singleString(d, dst); err != nil {
 				return err
@@ -212,10 +219,29 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			h.ScopesSupported = append(h.ScopesSupported, args...)
-		case "client_secret_ttl", "access_token_ttl", "refresh_token_ttl", "key_rotation", "code_ttl":
+		case "scope_description":
+			var scope, text string
+			if !d.Args(&scope, &text) || d.NextArg() {
+				return d.ArgErr()
+			}
+			if _, dup := h.ScopeDescriptions[scope]; dup {
+				return d.Errf("scope_description %s already specified", scope)
+			}
+			if h.ScopeDescriptions == nil {
+				h.ScopeDescriptions = map[string]string{}
+			}
+			h.ScopeDescriptions[scope] = text
+		case "login":
+			lc, err := unmarshalLogin(d)
+			if err != nil {
+				return err
+			}
+			h.Logins = append(h.Logins, lc)
+		case "client_secret_ttl", "access_token_ttl", "refresh_token_ttl", "key_rotation", "code_ttl", "session_ttl":
 			dst := map[string]*caddy.Duration{
 				"client_secret_ttl": &h.ClientSecretTTL, "access_token_ttl": &h.AccessTokenTTL,
 				"refresh_token_ttl": &h.RefreshTokenTTL, "key_rotation": &h.KeyRotation, "code_ttl": &h.CodeTTL,
+				"session_ttl": &h.SessionTTL,
 			}[name]
 			var v string
 			if err := singleString(d, &v); err != nil {

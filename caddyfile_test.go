@@ -60,6 +60,9 @@ func FuzzUnmarshalCaddyfile(f *testing.F) {
 		"dcr {\n registration_limit 5 1m\n registration_limit_exempt 10.0.0.0/8\n max_clients 10\n unused_client_ttl off\n idle_client_ttl 720h\n allowed_grant_types authorization_code\n allowed_redirect_schemes https\n allowed_redirect_hosts *.example.com\n public_clients off\n}",
 		"dcr {\n client_secret_ttl\n}",
 		"dcr { issuer",
+		"dcr {\n login oidc g {\n issuer https://a.example\n client_id x\n allow_group groups a\n allow_any\n }\n session_ttl 1h\n}",
+		"dcr {\n login github gh {\n client_secret s\n client_secret t\n }\n}",
+		"dcr {\n login oidc\n scope_description a \"b c\"\n}",
 	} {
 		f.Add(seed)
 	}

@@ -24,6 +24,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-dcr/caddy-dcr/internal/handlers"
+	"github.com/caddy-dcr/caddy-dcr/internal/login"
 	"github.com/caddy-dcr/caddy-dcr/storage"
 	"github.com/caddy-dcr/caddy-dcr/storage/badger"
 	_ "github.com/caddy-dcr/caddy-dcr/storage/postgres" // registers dcr.storage.postgres
@@ -146,6 +147,9 @@ type Handler struct {
 	// GrantsPath lists and revokes the signed-in person's grants.
 	// Default: /oauth/grants.
 	GrantsPath string `json:"grants_path,omitempty"`
+	// UserinfoPath is the OpenID Connect userinfo endpoint. Default:
+	// /oauth/userinfo.
+	UserinfoPath string `json:"userinfo_path,omitempty"`
 	// User is the placeholder naming the person at the authorization
 	// endpoint, set by an authentication handler that runs before dcr.
 	// Default: {http.auth.user.id}.
@@ -158,9 +162,23 @@ type Handler struct {
 	ResourceServers []string `json:"resource_servers,omitempty"`
 	// CodeTTL is the lifetime of authorization codes. Default: 60s.
 	CodeTTL caddy.Duration `json:"code_ttl,omitempty"`
+	// ScopeDescriptions are what the consent page says each scope
+	// allows, shown in place of the bare scope. Default: descriptions of
+	// the OpenID Connect scopes (openid, profile, email, phone,
+	// offline_access).
+	ScopeDescriptions map[string]string `json:"scope_descriptions,omitempty"`
 	// Claims are extra claims carried in the tokens of a grant, by name;
 	// values may hold placeholders, evaluated when the person authorizes.
 	Claims map[string]string `json:"claims,omitempty"`
+	// Logins are upstream identity providers (OpenID Connect, GitHub)
+	// that people sign in through at the authorization endpoint; the
+	// upstream's claims become {http.auth.user.*} placeholders. Client
+	// ids, secrets and issuers take placeholders known at load time
+	// ({env.*}). Default: none, the user placeholder names the person.
+	Logins []login.Config `json:"logins,omitempty"`
+	// SessionTTL is how long a sign-in through a login lasts. Default:
+	// 12h.
+	SessionTTL caddy.Duration `json:"session_ttl,omitempty"`
 	// MetadataDocuments turns client ID metadata documents on or off.
 	// Default: on.
 	MetadataDocuments *bool `json:"client_id_metadata_documents,omitempty"`
@@ -219,8 +237,22 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.RefreshReuseWindow = &w
 	}
 	h.provisionLimits()
+	for i := range h.Logins {
+		l := &h.Logins[i]
+		for _, v := range []*string{&l.Issuer, &l.ClientID, &l.ClientSecret, &l.BaseURL, &l.APIURL} {
+			*v = repl.ReplaceKnown(*v, "")
+		}
+	}
 	if err := h.validate(); err != nil {
 		return err
+	}
+	var logins []*login.Login
+	for _, lc := range h.Logins {
+		l, err := login.New(lc)
+		if err != nil {
+			return err
+		}
+		logins = append(logins, l)
 	}
 
 	if h.Issuer == "" {
@@ -266,11 +298,15 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		TokenCacheSize:      h.TokenCacheSize,
 		AuthorizationPath:   h.AuthorizationPath,
 		GrantsPath:          h.GrantsPath,
+		UserinfoPath:        h.UserinfoPath,
 		User:                h.User,
 		TrustedClients:      h.TrustedClients,
 		ResourceServers:     h.ResourceServers,
 		CodeTTL:             time.Duration(h.CodeTTL),
 		Claims:              h.Claims,
+		ScopeDescriptions:   h.ScopeDescriptions,
+		Logins:              logins,
+		SessionTTL:          time.Duration(h.SessionTTL),
 		MetadataDocuments:   documents,
 		Limits:              h.handlerLimits(),
 		Logger:              h.logger,
@@ -315,6 +351,7 @@ func (h *Handler) validate() error {
 		{"registration_path", h.RegistrationPath}, {"token_path", h.TokenPath},
 		{"introspection_path", h.IntrospectionPath}, {"revocation_path", h.RevocationPath}, {"jwks_path", h.JWKSPath},
 		{"authorization_path", h.AuthorizationPath}, {"grants_path", h.GrantsPath},
+		{"userinfo_path", h.UserinfoPath},
 	} {
 		if err := checkEndpointPath(p.name, p.value); err != nil {
 			return err
@@ -330,7 +367,7 @@ func (h *Handler) validate() error {
 	}{
 		{"client_secret_ttl", h.ClientSecretTTL}, {"access_token_ttl", h.AccessTokenTTL},
 		{"refresh_token_ttl", h.RefreshTokenTTL}, {"key_rotation", h.KeyRotation}, {"code_ttl", h.CodeTTL},
-		{"refresh_reuse_window", ptrValue(h.RefreshReuseWindow)},
+		{"refresh_reuse_window", ptrValue(h.RefreshReuseWindow)}, {"session_ttl", h.SessionTTL},
 	} {
 		if d.value < 0 {
 			return fmt.Errorf("%s must not be negative", d.name)
@@ -368,7 +405,10 @@ func (h *Handler) validate() error {
 	if h.TokenCacheSize < 0 {
 		return fmt.Errorf("token_cache_size must not be negative")
 	}
-	return h.validateLimits()
+	if err := h.validateLimits(); err != nil {
+		return err
+	}
+	return h.validateLogins()
 }
 
 func ptrValue[T any](p *T) (v T) {

@@ -40,6 +40,10 @@ type RefreshToken struct {
 	Reuses int   `json:"reuses,omitempty"`
 	// Claims are extra claims carried into the access tokens.
 	Claims map[string]string `json:"claims,omitempty"`
+	// AuthTime is when the person authenticated (unix seconds; 0 when
+	// unknown), carried from the code so that the ID tokens of a refresh
+	// keep it (OpenID Connect Core §12.2).
+	AuthTime int64 `json:"auth_time,omitempty"`
 }
 
 // Rotation is one use of a refresh token at the token endpoint.
@@ -109,6 +113,12 @@ type AuthCode struct {
 	// second exchange can be told apart from a late replay.
 	Used   bool  `json:"used,omitempty"`
 	UsedAt int64 `json:"used_at,omitempty"`
+	// Nonce is the OpenID Connect nonce of the authorization request,
+	// returned in the ID token of the exchange ("" when none was sent).
+	Nonce string `json:"nonce,omitempty"`
+	// AuthTime is when the person authenticated (unix seconds; 0 when
+	// unknown), the ID token's auth_time.
+	AuthTime int64 `json:"auth_time,omitempty"`
 }
 
 // Grant is a person's consent to a client. Every code and token issued

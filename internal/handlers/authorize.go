@@ -45,6 +45,8 @@ type authzRequest struct {
 	scope       string
 	audience    string
 	challenge   string
+	// oidc holds nonce, prompt and max_age (OpenID Connect).
+	oidc oidcParams
 	// params are the request's parameters as received, replayed by the
 	// consent form.
 	params url.Values
@@ -127,6 +129,16 @@ func (s *Server) parseAuthorizationRequest(r *http.Request, q url.Values) (*auth
 		return fail(oerr, oerr.Description)
 	}
 	req.audience = aud
+	if req.oidc, oerr = parseOIDCParams(q); oerr != nil {
+		return fail(oerr, oerr.Description)
+	}
+	switch {
+	case !hasScope(req.scope, scopeOpenID):
+		req.oidc.nonce = "" // OpenID Connect Core 1.0 §3.1.2.1: nonce is an OpenID Connect parameter
+	case q.Get("redirect_uri") == "":
+		// OpenID Connect Core 1.0 §3.1.2.1: redirect_uri is required.
+		return fail(ErrInvalidRequest, "redirect_uri is required with the openid scope")
+	}
 	return req, nil, ""
 }
 
@@ -228,7 +240,7 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		s.showError(w, http.StatusBadRequest, "This request cannot be authorized", page)
 		return
 	}
-	user := s.user(r)
+	user, authTime := s.identify(r)
 	if user != "" && !tokenSafe(user) {
 		s.showError(w, http.StatusBadRequest, "This sign-in cannot be used",
 			"The name this site signed you in with has characters that cannot be carried in a token.")
@@ -241,6 +253,18 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 			s.showRedirectError(w, r, aerr.req, aerr.Error)
 		}
 		return
+	}
+	// OpenID Connect Core 1.0 §3.1.2.1: prompt=none never shows a page;
+	// a sign-in that is missing or older than max_age is login_required.
+	stale := user != "" && req.oidc.authenticatedTooLongAgo(authTime, s.now())
+	if req.oidc.prompts(promptNone) && (user == "" || stale) {
+		s.answerUnasked(w, r, req, user, ErrLoginRequired.WithDescription("nobody is signed in, or not recently enough"))
+		return
+	}
+	if user == "" || (r.Method == http.MethodGet && (stale || req.oidc.prompts(promptLogin))) {
+		if s.startLogin(w, r, req) {
+			return
+		}
 	}
 	if user == "" {
 		s.showError(w, http.StatusUnauthorized, "Sign-in required",
@@ -259,14 +283,29 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 			s.redirectError(w, r, req, ErrAccessDenied.WithDescription("the person denied the request"))
 			return
 		}
-		s.issueCode(w, r, req, user, true)
+		s.issueCode(w, r, req, user, authTime, true)
 		return
 	}
-	if s.consentNeeded(r, req, user) {
+	if req.oidc.prompts(promptConsent) || s.consentNeeded(r, req, user) {
+		if req.oidc.prompts(promptNone) {
+			s.answerUnasked(w, r, req, user, ErrConsentRequired.WithDescription("the person has not granted this request"))
+			return
+		}
 		s.showConsent(w, r, req, user)
 		return
 	}
-	s.issueCode(w, r, req, user, false)
+	s.issueCode(w, r, req, user, authTime, false)
+}
+
+// answerUnasked sends an error to the client's redirect URI when the
+// client may be redirected to without the person doing anything, and
+// otherwise shows it to the person (see mayRedirectUnasked).
+func (s *Server) answerUnasked(w http.ResponseWriter, r *http.Request, req *authzRequest, user string, e *Error) {
+	if s.mayRedirectUnasked(r, req, user) {
+		s.redirectError(w, r, req, e)
+		return
+	}
+	s.showRedirectError(w, r, req, e)
 }
 
 // isVSChars reports whether s is made of VSCHAR (%x20-7E), the characters
@@ -386,7 +425,8 @@ func (s *Server) showConsent(w http.ResponseWriter, r *http.Request, req *authzR
 		"LogoURI":      httpsOnly(req.client.Metadata.LogoURI),
 		"Host":         asciiHost(req.host),
 		"User":         user,
-		"Scopes":       strings.Fields(req.scope),
+		"Scopes":       s.describeScopes(req.scope),
+		"SelfAsserted": s.selfAsserted(req),
 		"RedirectHost": redirectDestination(req.redirectURI),
 		"Action":       s.cfg.AuthorizationPath,
 		"Hidden":       hidden,
@@ -465,7 +505,7 @@ func (s *Server) checkCSRF(token, user string, params url.Values) bool {
 
 // issueCode records the grant, stores a code bound to the request and the
 // person, and sends the person back to the client.
-func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, req *authzRequest, user string, approved bool) {
+func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, req *authzRequest, user string, authTime int64, approved bool) {
 	claims, err := s.evaluateClaims(r)
 	if err != nil {
 		s.log.Warn("extra claims refused", zap.String("client_id", req.client.ID), zap.Error(err))
@@ -491,7 +531,7 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, req *authzReq
 	err = s.store.CreateAuthCode(r.Context(), storage.HashSecret(code), &storage.AuthCode{
 		ClientID: req.client.ID, RedirectURI: req.redirectURI, Challenge: req.challenge, Scope: req.scope,
 		Audience: req.audience, Subject: user, ExpiresAt: now.Add(s.cfg.CodeTTL).Unix(), Family: randomString(16),
-		Grant: grant.ID, Claims: claims,
+		Grant: grant.ID, Claims: claims, Nonce: req.oidc.nonce, AuthTime: authTime,
 	})
 	if err != nil {
 		s.log.Error("storing authorization code failed", zap.String("client_id", req.client.ID), zap.Error(err))

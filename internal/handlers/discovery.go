@@ -31,6 +31,13 @@ type serverMetadata struct {
 	AuthorizationResponseIssParameterSupported bool `json:"authorization_response_iss_parameter_supported"`
 	// draft-ietf-oauth-client-id-metadata-document.
 	ClientIDMetadataDocumentSupported bool `json:"client_id_metadata_document_supported"`
+	// OpenID Connect Discovery 1.0 §3.
+	UserinfoEndpoint                 string   `json:"userinfo_endpoint"`
+	IDTokenSigningAlgValuesSupported []string `json:"id_token_signing_alg_values_supported"`
+	SubjectTypesSupported            []string `json:"subject_types_supported"`
+	ResponseModesSupported           []string `json:"response_modes_supported"`
+	ClaimsSupported                  []string `json:"claims_supported"`
+	PromptValuesSupported            []string `json:"prompt_values_supported"`
 }
 
 // writeWellKnown answers a discovery document: 200 directly, never a
@@ -47,8 +54,25 @@ func writeWellKnown(w http.ResponseWriter, r *http.Request, v any) {
 // /.well-known/oauth-authorization-server (with the issuer's path appended
 // when it has one) and at /.well-known/openid-configuration.
 func (s *Server) serveServerMetadata(w http.ResponseWriter, r *http.Request) {
+	writeWellKnown(w, r, s.serverMetadata(r))
+}
+
+// serveOpenIDConfiguration serves the OpenID Connect discovery document
+// (OpenID Connect Discovery 1.0 §4): the RFC 8414 metadata, which carries
+// the OpenID Connect members too, with scopes_supported always present
+// (it lists openid when any scope is accepted).
+func (s *Server) serveOpenIDConfiguration(w http.ResponseWriter, r *http.Request) {
+	m := s.serverMetadata(r)
+	if m.ScopesSupported == nil {
+		m.ScopesSupported = openIDScopes
+	}
+	writeWellKnown(w, r, m)
+}
+
+// serverMetadata is this server's metadata for a request.
+func (s *Server) serverMetadata(r *http.Request) serverMetadata {
 	base := s.baseURL(r)
-	writeWellKnown(w, r, serverMetadata{
+	return serverMetadata{
 		Issuer:                                     s.issuer(r),
 		AuthorizationEndpoint:                      base + s.cfg.AuthorizationPath,
 		TokenEndpoint:                              base + s.cfg.TokenPath,
@@ -65,7 +89,13 @@ func (s *Server) serveServerMetadata(w http.ResponseWriter, r *http.Request) {
 		RevocationAuthMethodsSupported:             supportedAuthMethods,
 		AuthorizationResponseIssParameterSupported: true,
 		ClientIDMetadataDocumentSupported:          s.cimd != nil,
-	})
+		UserinfoEndpoint:                           base + s.cfg.UserinfoPath,
+		IDTokenSigningAlgValuesSupported:           []string{jwtAlg},
+		SubjectTypesSupported:                      []string{"public"},
+		ResponseModesSupported:                     []string{"query"},
+		ClaimsSupported:                            s.claimsSupported(),
+		PromptValuesSupported:                      []string{promptNone, promptLogin, promptConsent, promptSelectAccount},
+	}
 }
 
 // resourceMetadata is the protected resource metadata of RFC 9728 §2.

@@ -35,7 +35,7 @@ func (s *Server) serveGrants(w http.ResponseWriter, r *http.Request) {
 		s.showError(w, http.StatusMethodNotAllowed, "Method not allowed", "Use GET.")
 		return
 	}
-	user := s.user(r)
+	user, _ := s.identify(r)
 	if user == "" {
 		s.grantsUnauthenticated(w, r)
 		return
@@ -76,7 +76,7 @@ func (s *Server) serveGrant(w http.ResponseWriter, r *http.Request, clientID str
 		writeJSON(w, http.StatusNotFound, ErrInvalidRequest.WithDescription("no such grant"))
 		return
 	}
-	user := s.user(r)
+	user, _ := s.identify(r)
 	switch {
 	case r.Method != http.MethodDelete && r.Method != http.MethodPost:
 		w.Header().Set("Allow", "DELETE, POST")

@@ -190,6 +190,9 @@ type signingKey struct {
 	id     string
 	priv   *ecdsa.PrivateKey
 	header string // the encoded JOSE header, the same for every token
+	// idHeader is the header of ID tokens: typ JWT, never at+jwt, so that
+	// an ID token is never accepted as an access token (parseJWT).
+	idHeader string
 }
 
 // keyRing holds the signing keys: the newest signs, all verify. Keys live
@@ -307,7 +310,10 @@ func (k *keyRing) reload(ctx context.Context, rotate bool) error {
 			X: base64.RawURLEncoding.EncodeToString(point[1:33]),
 			Y: base64.RawURLEncoding.EncodeToString(point[33:65])})
 		header, _ := json.Marshal(map[string]string{"alg": jwtAlg, "kid": sk.ID, "typ": jwtTyp})
-		current = &signingKey{id: sk.ID, priv: priv, header: base64.RawURLEncoding.EncodeToString(header)}
+		idHeader, _ := json.Marshal(map[string]string{"alg": jwtAlg, "kid": sk.ID, "typ": "JWT"})
+		current = &signingKey{id: sk.ID, priv: priv, header: base64.RawURLEncoding.EncodeToString(header),
+			idHeader: base64.RawURLEncoding.EncodeToString(idHeader)}
+		// Only access token headers: an ID token is no access token.
 		headers[current.header] = &priv.PublicKey
 	}
 	jwks, err := json.Marshal(set)
@@ -324,6 +330,16 @@ func (k *keyRing) reload(ctx context.Context, rotate bool) error {
 // sign encodes and signs claims as a JWT with the current key, rotating the
 // key first when it has signed long enough.
 func (k *keyRing) sign(ctx context.Context, c *accessClaims) (string, error) {
+	payload, err := appendClaims(make([]byte, 0, 512), c)
+	if err != nil {
+		return "", err
+	}
+	return k.signPayload(ctx, payload, false)
+}
+
+// signPayload signs payload, a JSON object, as a JWT with the current key:
+// with the ID token header when idToken is set, else the access token's.
+func (k *keyRing) signPayload(ctx context.Context, payload []byte, idToken bool) (string, error) {
 	k.mu.RLock()
 	key, created := k.current, k.created
 	k.mu.RUnlock()
@@ -335,12 +351,12 @@ func (k *keyRing) sign(ctx context.Context, c *accessClaims) (string, error) {
 		key = k.current
 		k.mu.RUnlock()
 	}
-	payload, err := appendClaims(make([]byte, 0, 512), c)
-	if err != nil {
-		return "", err
+	header := key.header
+	if idToken {
+		header = key.idHeader
 	}
-	b := make([]byte, 0, len(key.header)+1+base64.RawURLEncoding.EncodedLen(len(payload))+1+86)
-	b = append(b, key.header...)
+	b := make([]byte, 0, len(header)+1+base64.RawURLEncoding.EncodedLen(len(payload))+1+86)
+	b = append(b, header...)
 	b = append(b, '.')
 	b = base64.RawURLEncoding.AppendEncode(b, payload)
 	digest := sha256.Sum256(b)

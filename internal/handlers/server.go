@@ -22,6 +22,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/caddy-dcr/caddy-dcr/internal/login"
 	"github.com/caddy-dcr/caddy-dcr/storage"
 )
 
@@ -85,6 +86,8 @@ type Config struct {
 	// AuthorizationPath and GrantsPath are the authorization endpoint and
 	// the person's grants.
 	AuthorizationPath, GrantsPath string
+	// UserinfoPath is the OpenID Connect userinfo endpoint.
+	UserinfoPath string
 	// User is the placeholder that names the person at the
 	// authorization endpoint. Default: {http.auth.user.id}.
 	User string
@@ -95,9 +98,18 @@ type Config struct {
 	ResourceServers []string
 	// CodeTTL is the lifetime of authorization codes.
 	CodeTTL time.Duration
+	// ScopeDescriptions are what the consent page says a scope allows,
+	// by scope, in place of the scope itself; they add to and override
+	// DefaultScopeDescriptions.
+	ScopeDescriptions map[string]string
 	// Claims are extra token claims by name; values may hold
 	// placeholders, evaluated at authorization time.
 	Claims map[string]string
+	// Logins are the upstream identity providers people sign in
+	// through; none: the user placeholder names the person.
+	Logins []*login.Login
+	// SessionTTL is how long a sign-in through a login lasts.
+	SessionTTL time.Duration
 	// MetadataDocuments configures client ID metadata documents; nil
 	// turns them off.
 	MetadataDocuments *MetadataDocumentConfig
@@ -138,6 +150,8 @@ type Server struct {
 	// ClientIDHeader and ScopeHeader, in that order ("" for none).
 	identityHeaders [3]string
 	endpoints       map[string]http.HandlerFunc // by exact path
+	// logins is the upstream login side; nil when none is configured.
+	logins *loginState
 }
 
 // Default endpoint paths and lifetimes.
@@ -149,6 +163,7 @@ const (
 	DefaultJWKSPath          = "/oauth/jwks"
 	DefaultAuthorizationPath = "/oauth/authorize"
 	DefaultGrantsPath        = "/oauth/grants"
+	DefaultUserinfoPath      = "/oauth/userinfo"
 	DefaultUser              = "{http.auth.user.id}"
 	DefaultCodeTTL           = time.Minute
 	DefaultAccessTokenTTL    = time.Hour
@@ -169,7 +184,7 @@ func (c Config) WithDefaults() Config {
 		{&c.RegistrationPath, DefaultRegistrationPath}, {&c.TokenPath, DefaultTokenPath},
 		{&c.IntrospectionPath, DefaultIntrospectionPath}, {&c.RevocationPath, DefaultRevocationPath},
 		{&c.JWKSPath, DefaultJWKSPath}, {&c.AuthorizationPath, DefaultAuthorizationPath},
-		{&c.GrantsPath, DefaultGrantsPath},
+		{&c.GrantsPath, DefaultGrantsPath}, {&c.UserinfoPath, DefaultUserinfoPath},
 	} {
 		if *p.path == "" {
 			*p.path = p.def
@@ -181,6 +196,7 @@ func (c Config) WithDefaults() Config {
 	}{
 		{&c.AccessTokenTTL, DefaultAccessTokenTTL}, {&c.RefreshTokenTTL, DefaultRefreshTokenTTL},
 		{&c.KeyRotation, DefaultKeyRotation}, {&c.CodeTTL, DefaultCodeTTL},
+		{&c.SessionTTL, DefaultSessionTTL},
 	} {
 		if *d.v <= 0 {
 			*d.v = d.def
@@ -265,13 +281,17 @@ func New(ctx context.Context, store storage.Store, cfg Config) (*Server, error) 
 		cfg.RevocationPath:    s.serveRevoke,
 		cfg.JWKSPath:          s.serveJWKS,
 		"/.well-known/oauth-authorization-server": s.serveServerMetadata,
-		"/.well-known/openid-configuration":       s.serveServerMetadata,
+		"/.well-known/openid-configuration":       s.serveOpenIDConfiguration,
 		wellKnownResource:                         s.serveResourceMetadata,
 		cfg.AuthorizationPath:                     s.serveAuthorize,
 		cfg.GrantsPath:                            s.serveGrants,
+		cfg.UserinfoPath:                          s.serveUserinfo,
 	}
-	if len(s.endpoints) != 10 {
+	if len(s.endpoints) != 11 {
 		return nil, errors.New("two endpoints share a path")
+	}
+	if err := s.setupLogins(ctx); err != nil {
+		return nil, err
 	}
 	// Last, so that a New that fails holds no share of the cache.
 	s.releaseCache = s.tokens.want(max(cfg.TokenCacheSize, 1))
@@ -315,6 +335,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 		h(w, r)
 		return nil
 	}
+	if s.serveLoginPath(w, r, p) {
+		return nil
+	}
 	reg := s.cfg.RegistrationPath
 	switch {
 	case strings.HasPrefix(p, wellKnownResource+"/"):
@@ -340,6 +363,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 		}
 		return nil
 	}
+	s.stripLoginCookies(r)
 	return s.serveGated(w, r, next)
 }
 

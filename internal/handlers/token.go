@@ -28,6 +28,9 @@ type tokenResponse struct {
 	ExpiresIn    int64  `json:"expires_in"`
 	Scope        string `json:"scope,omitempty"`
 	RefreshToken string `json:"refresh_token,omitempty"`
+	// IDToken is the OpenID Connect ID token, for a person's grant with
+	// the openid scope (OpenID Connect Core 1.0 §3.1.3.3).
+	IDToken string `json:"id_token,omitempty"`
 }
 
 // serveToken is the token endpoint of RFC 6749 §3.2.
@@ -103,6 +106,10 @@ func (t *tokenResponse) appendJSON(b []byte) []byte {
 		b = append(b, `,"refresh_token":`...)
 		b = appendJSONString(b, t.RefreshToken)
 	}
+	if t.IDToken != "" {
+		b = append(b, `,"id_token":`...)
+		b = appendJSONString(b, t.IDToken)
+	}
 	return append(b, '}')
 }
 
@@ -171,7 +178,7 @@ func (s *Server) grantRefreshToken(r *http.Request, c *storage.Client, aud strin
 	successor := &storage.RefreshToken{
 		ClientID: c.ID, Subject: old.Subject, Scope: old.Scope, Audience: old.Audience,
 		IssuedAt: now.Unix(), ExpiresAt: now.Add(s.refreshTTL(c)).Unix(),
-		Family: old.Family, Grant: old.Grant, Claims: old.Claims,
+		Family: old.Family, Grant: old.Grant, Claims: old.Claims, AuthTime: old.AuthTime,
 	}
 	_, err = s.store.RotateRefreshToken(ctx, hash, storage.Rotation{
 		ClientID: c.ID, At: now.Unix(), ReuseWindow: s.reuseWindow(), MaxReuses: maxRefreshReuses,
@@ -197,8 +204,10 @@ func (s *Server) grantRefreshToken(r *http.Request, c *storage.Client, aud strin
 	case err != nil:
 		return nil, err
 	}
+	// OpenID Connect Core 1.0 §12.2: the ID token of a refresh keeps the
+	// original auth_time and carries no nonce.
 	resp, err := s.issueTokens(r, c, issued{subject: old.Subject, scope: scope, audience: old.Audience,
-		family: old.Family, grant: old.Grant, claims: old.Claims}, nil)
+		family: old.Family, grant: old.Grant, claims: old.Claims, person: true, authTime: old.AuthTime}, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -251,11 +260,11 @@ func (s *Server) grantAuthorizationCode(r *http.Request, c *storage.Client, aud 
 		refresh = &storage.RefreshToken{
 			ClientID: c.ID, Subject: ac.Subject, Scope: ac.Scope, Audience: ac.Audience,
 			IssuedAt: now.Unix(), ExpiresAt: now.Add(s.refreshTTL(c)).Unix(),
-			Family: ac.Family, Grant: ac.Grant, Claims: ac.Claims,
+			Family: ac.Family, Grant: ac.Grant, Claims: ac.Claims, AuthTime: ac.AuthTime,
 		}
 	}
 	return s.issueTokens(r, c, issued{subject: ac.Subject, scope: ac.Scope, audience: ac.Audience,
-		family: ac.Family, grant: ac.Grant, claims: ac.Claims}, refresh)
+		family: ac.Family, grant: ac.Grant, claims: ac.Claims, person: true, nonce: ac.Nonce, authTime: ac.AuthTime}, refresh)
 }
 
 // pkceMatches checks a code_verifier (RFC 7636 §4.1: 43 to 128 unreserved
@@ -280,6 +289,12 @@ func pkceMatches(verifier, challenge string) bool {
 type issued struct {
 	subject, scope, audience, family, grant string
 	claims                                  map[string]string
+	// person marks a person's grant (a code or its refresh tokens), which
+	// gets an ID token with the openid scope; nonce and authTime go into
+	// it.
+	person   bool
+	nonce    string
+	authTime int64
 }
 
 // issueTokens signs an access token and, when refresh is not nil, stores
@@ -302,6 +317,13 @@ func (s *Server) issueTokens(r *http.Request, c *storage.Client, t issued, refre
 		return nil, fmt.Errorf("signing access token: %w", err)
 	}
 	resp := &tokenResponse{AccessToken: at, TokenType: "Bearer", ExpiresIn: int64(ttl / time.Second), Scope: t.scope}
+	if t.person && hasScope(t.scope, scopeOpenID) {
+		resp.IDToken, err = s.idToken(r.Context(), idTokenRequest{issuer: claims.Issuer, subject: t.subject, clientID: c.ID,
+			scope: t.scope, nonce: t.nonce, authTime: t.authTime, accessToken: at, claims: t.claims})
+		if err != nil {
+			return nil, err
+		}
+	}
 	if refresh != nil {
 		value := newSecret()
 		err := s.store.CreateRefreshToken(r.Context(), storage.HashSecret(value), refresh)

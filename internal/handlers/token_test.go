@@ -213,6 +213,7 @@ func TestTokenResponseAsMarshal(t *testing.T) {
 	for _, r := range []tokenResponse{
 		{AccessToken: "a.b.c", TokenType: "Bearer", ExpiresIn: 3600},
 		{AccessToken: "a.b.c", TokenType: "Bearer", ExpiresIn: 60, Scope: "read <write> & \"more\"", RefreshToken: "r-_~"},
+		{AccessToken: "a.b.c", TokenType: "Bearer", ExpiresIn: 60, Scope: "openid", IDToken: "h.p.s"},
 	} {
 		want, err := json.Marshal(r)
 		if err != nil {

@@ -77,7 +77,7 @@ func (s *Store) ServerSecret(ctx context.Context, name string) ([]byte, error) {
 	return secret, err
 }
 
-const refreshColumns = `client_id, subject, scope, audience, issued_at, expires_at, family, grant_id, used, used_at, reuses, claims`
+const refreshColumns = `client_id, subject, scope, audience, issued_at, expires_at, family, grant_id, used, used_at, reuses, claims, auth_time`
 
 // grantStands is true for a record (t) issued under a grant that still
 // exists for its subject and client, or under none (records from before
@@ -99,7 +99,7 @@ const refreshLive = grantStands + ` AND NOT EXISTS (SELECT 1 FROM dcr_revocation
 func scanRefreshToken(row pgx.Row, extra ...any) (*storage.RefreshToken, error) {
 	var t storage.RefreshToken
 	err := row.Scan(append([]any{&t.ClientID, &t.Subject, &t.Scope, &t.Audience, &t.IssuedAt, &t.ExpiresAt,
-		&t.Family, &t.Grant, &t.Used, &t.UsedAt, &t.Reuses, &t.Claims}, extra...)...)
+		&t.Family, &t.Grant, &t.Used, &t.UsedAt, &t.Reuses, &t.Claims, &t.AuthTime}, extra...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -108,9 +108,9 @@ func scanRefreshToken(row pgx.Row, extra ...any) (*storage.RefreshToken, error) 
 
 func insertRefreshToken(ctx context.Context, q querier, hash []byte, t *storage.RefreshToken) error {
 	_, err := q.Exec(ctx, `INSERT INTO dcr_refresh_tokens (hash, `+refreshColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
 		hash, t.ClientID, t.Subject, t.Scope, t.Audience, t.IssuedAt, t.ExpiresAt, t.Family, t.Grant,
-		t.Used, t.UsedAt, t.Reuses, t.Claims)
+		t.Used, t.UsedAt, t.Reuses, t.Claims, t.AuthTime)
 	return err
 }
 

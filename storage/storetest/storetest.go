@@ -48,6 +48,7 @@ func Run(t *testing.T, open Open) {
 		{"ReapClients", testReapClients},
 		{"ReapersRacing", testReapRace},
 		{"DisabledClients", testDisabledClients},
+		{"OpenIDConnectFieldsRoundTrip", testOpenIDConnectFields},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t)
@@ -586,5 +587,32 @@ func testGrantRace(t *testing.T, s storage.Store) {
 		})
 		wg.Wait()
 		_, _ = s.RevokeGrant(ctx, "alice", "app", now+600)
+	}
+}
+
+// testOpenIDConnectFields: a code keeps its nonce and auth_time, and a
+// refresh token its auth_time, through the store and a rotation.
+func testOpenIDConnectFields(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	now := time.Now().Unix()
+	must(t, s.CreateAuthCode(ctx, storage.HashSecret("oidc-code"), &storage.AuthCode{ClientID: "app", Subject: "alice",
+		ExpiresAt: now + 60, Family: "fo", Nonce: "n-0S6_WzA2Mj", AuthTime: now - 30}))
+	c, err := s.ConsumeAuthCode(ctx, storage.HashSecret("oidc-code"), now)
+	if err != nil || c.Nonce != "n-0S6_WzA2Mj" || c.AuthTime != now-30 {
+		t.Fatalf("code: %+v %v", c, err)
+	}
+	rt := &storage.RefreshToken{ClientID: "app", Subject: "alice", Scope: "openid", IssuedAt: now, ExpiresAt: now + 3600,
+		Family: "fo", AuthTime: now - 30}
+	must(t, s.CreateRefreshToken(ctx, storage.HashSecret("oidc-rt"), rt))
+	next := *rt
+	next.IssuedAt = now + 1
+	old, err := s.RotateRefreshToken(ctx, storage.HashSecret("oidc-rt"), storage.Rotation{ClientID: "app", At: now + 1,
+		NextHash: storage.HashSecret("oidc-rt2"), Next: &next})
+	if err != nil || old.AuthTime != now-30 {
+		t.Fatalf("rotate: %+v %v", old, err)
+	}
+	got, err := s.RefreshToken(ctx, storage.HashSecret("oidc-rt2"))
+	if err != nil || got.AuthTime != now-30 {
+		t.Fatalf("successor: %+v %v", got, err)
 	}
 }
