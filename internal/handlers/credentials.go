@@ -14,8 +14,18 @@ import (
 func newSecret() string { return randomString(32) }
 
 // newClientID returns a random client identifier of 128 bits, in the same
-// unreserved alphabet as newSecret.
-func newClientID() string { return randomString(16) }
+// unreserved alphabet as newSecret, that starts with a letter or a digit:
+// an id starting with "-" reads as an option on a command line (caddy dcr
+// delete -F39…), and one starting with "_" trips other tools. Drawing
+// again costs nothing measurable: the first character is one of 62 of
+// 64, and the other 20 characters keep their 120 random bits.
+func newClientID() string {
+	for {
+		if id := randomString(16); id[0] != '-' && id[0] != '_' {
+			return id
+		}
+	}
+}
 
 func randomString(n int) string {
 	b := make([]byte, n)

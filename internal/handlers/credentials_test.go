@@ -26,3 +26,13 @@ func TestParseBasicDecodesBothHalves(t *testing.T) {
 		}
 	}
 }
+
+// A client id never starts with "-" (an option to a command line) or "_".
+func TestClientIDStartsWithALetterOrDigit(t *testing.T) {
+	for range 5000 {
+		id := newClientID()
+		if len(id) != 22 || id[0] == '-' || id[0] == '_' {
+			t.Fatalf("client id %q", id)
+		}
+	}
+}
