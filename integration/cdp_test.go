@@ -51,7 +51,11 @@ func startChromium(t *testing.T) *headless {
 		bin = chromiumPath
 	}
 	if _, err := exec.LookPath(bin); err != nil {
-		t.Skipf("no Chromium at %s (set CHROMIUM to its path): the headless browser test needs one", bin)
+		msg := fmt.Sprintf("no Chromium at %s (set CHROMIUM to its path, or apt-get install chromium): the headless browser test needs one", bin)
+		if os.Getenv("DCR_REQUIRE_CHROMIUM") != "" {
+			t.Fatal(msg + "; DCR_REQUIRE_CHROMIUM is set, so it may not skip")
+		}
+		t.Skip(msg)
 	}
 	// Not t.TempDir: Chromium's helper processes may still be writing to
 	// the profile for a moment after it is killed, and the directory is
