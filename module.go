@@ -385,6 +385,9 @@ func (h *Handler) validate() error {
 	if time.Duration(h.RefreshTokenTTL) > handlers.MaxRefreshTokenTTL {
 		return fmt.Errorf("refresh_token_ttl must be at most %s", handlers.MaxRefreshTokenTTL)
 	}
+	if time.Duration(h.SessionTTL) > handlers.MaxSessionTTL {
+		return fmt.Errorf("session_ttl must be at most %s (the session key's period)", handlers.MaxSessionTTL)
+	}
 	for name := range h.Claims {
 		if handlers.IsReservedClaim(name) {
 			return fmt.Errorf("claim %q is a name the token already uses", name)

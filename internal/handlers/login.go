@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -86,8 +87,12 @@ type loginState struct {
 	// at base/callback/<name>, the choice links at base/login/<name>, and
 	// logout at base/logout.
 	base string
-	key  []byte // seals session cookies; from the store
 	ttl  time.Duration
+	// keys seal session cookies, one per SessionKeyPeriod; from the
+	// store, so that every instance and every reload opens the same
+	// cookies.
+	keysMu sync.Mutex
+	keys   map[int64][]byte
 	// starts bounds how fast sign-ins start.
 	starts startLimiter
 }
@@ -99,7 +104,7 @@ func (s *Server) setupLogins(ctx context.Context) error {
 	if len(s.cfg.Logins) == 0 {
 		return nil
 	}
-	ls := &loginState{byName: map[string]*login.Login{}, ttl: s.cfg.SessionTTL}
+	ls := &loginState{byName: map[string]*login.Login{}, ttl: s.cfg.SessionTTL, keys: map[int64][]byte{}}
 	for _, l := range s.cfg.Logins {
 		if _, dup := ls.byName[l.Name]; dup {
 			return fmt.Errorf("two logins are named %s", l.Name)
@@ -108,12 +113,79 @@ func (s *Server) setupLogins(ctx context.Context) error {
 		ls.order = append(ls.order, l)
 	}
 	ls.base = strings.TrimSuffix(path.Dir(s.cfg.AuthorizationPath), "/")
-	var err error
-	if ls.key, err = s.store.ServerSecret(ctx, "session"); err != nil {
+	s.logins = ls
+	if _, err := s.sessionKey(ctx, sessionEpoch(s.now())); err != nil {
 		return fmt.Errorf("reading the session key: %w", err)
 	}
-	s.logins = ls
 	return nil
+}
+
+// SessionKeyPeriod is how long one key seals new session cookies before
+// the next takes over. A cookie opens with the key of its period or of
+// the period after, never an older one, so MaxSessionTTL is this long and
+// a key leaked from the store stops opening cookies two periods later.
+const SessionKeyPeriod = 30 * 24 * time.Hour
+
+// MaxSessionTTL bounds session_ttl; see SessionKeyPeriod.
+const MaxSessionTTL = SessionKeyPeriod
+
+// sessionEpoch numbers the key period t falls in.
+func sessionEpoch(t time.Time) int64 { return t.Unix() / int64(SessionKeyPeriod/time.Second) }
+
+// sessionKey returns the session key of a period, read from the store the
+// first time (made there by whichever instance asks first), and forgets
+// the keys of periods whose cookies no longer open.
+func (s *Server) sessionKey(ctx context.Context, epoch int64) ([]byte, error) {
+	ls := s.logins
+	ls.keysMu.Lock()
+	k, ok := ls.keys[epoch]
+	ls.keysMu.Unlock()
+	if ok {
+		return k, nil
+	}
+	k, err := s.store.ServerSecret(ctx, "session-"+strconv.FormatInt(epoch, 10))
+	if err != nil {
+		return nil, err
+	}
+	ls.keysMu.Lock()
+	ls.keys[epoch] = k
+	for e := range ls.keys {
+		if e < sessionEpoch(s.now())-1 {
+			delete(ls.keys, e)
+		}
+	}
+	ls.keysMu.Unlock()
+	return k, nil
+}
+
+// sealSession seals sess with the current period's key; the cookie
+// carries the period's number before the sealed value.
+func (s *Server) sealSession(ctx context.Context, sess *login.Session) (string, error) {
+	epoch := sessionEpoch(s.now())
+	key, err := s.sessionKey(ctx, epoch)
+	if err != nil {
+		return "", err
+	}
+	sealed, err := login.Seal(key, sess)
+	if err != nil {
+		return "", err
+	}
+	return strconv.FormatInt(epoch, 10) + "." + sealed, nil
+}
+
+// openSession opens a cookie that sealSession made in this period or the
+// one before.
+func (s *Server) openSession(ctx context.Context, v string) (*login.Session, error) {
+	e, sealed, ok := strings.Cut(v, ".")
+	epoch, err := strconv.ParseInt(e, 10, 64)
+	if now := sessionEpoch(s.now()); !ok || err != nil || (epoch != now && epoch != now-1) {
+		return nil, errors.New("session cookie of no current key")
+	}
+	key, err := s.sessionKey(ctx, epoch)
+	if err != nil {
+		return nil, err
+	}
+	return login.Open(key, sealed)
 }
 
 // serveLoginPath answers the login side's paths and reports whether p was
@@ -196,7 +268,7 @@ func (s *Server) session(r *http.Request) *login.Session {
 	if err != nil {
 		return nil
 	}
-	sess, err := login.Open(ls.key, c.Value)
+	sess, err := s.openSession(r.Context(), c.Value)
 	if err != nil || s.now().Unix() >= sess.Expires || ls.byName[sess.Login] == nil {
 		return nil
 	}
@@ -429,7 +501,7 @@ func (s *Server) serveCallback(w http.ResponseWriter, r *http.Request, l *login.
 	}
 	// A new session id at every sign-in: a session is never one someone
 	// else could have set up beforehand.
-	sealed, err := login.Seal(s.logins.key, &login.Session{ID: randomString(16), Login: l.Name, Subject: id.Subject,
+	sealed, err := s.sealSession(r.Context(), &login.Session{ID: randomString(16), Login: l.Name, Subject: id.Subject,
 		Claims: claims, AuthTime: now.Unix(), Expires: now.Add(s.logins.ttl).Unix()})
 	if err != nil {
 		s.log.Warn("session not made", zap.String("login", l.Name), zap.Error(err))

@@ -6,6 +6,7 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -549,5 +550,80 @@ func TestSessionCookiesStayHere(t *testing.T) {
 	ts.srv.stripLoginCookies(r)
 	if _, ok := r.Header["Cookie"]; ok {
 		t.Fatalf("cookie left: %q", r.Header["Cookie"])
+	}
+}
+
+// TestSessionKeyRotates: session cookies are sealed with a key per
+// SessionKeyPeriod. A cookie from before a rotation still opens in the
+// next period (a session outlives the period it began in), new cookies use
+// the new key, and a cookie sealed with a key two periods old is refused
+// even with an expiry far ahead: a key that leaked from the store stops
+// working.
+func TestSessionKeyRotates(t *testing.T) {
+	m := startMockOIDC(t)
+	ts, hs := loginServer(t, m, login.Config{})
+	ts.srv.cfg.SessionTTL = MaxSessionTTL
+	ts.srv.logins.ttl = MaxSessionTTL
+	id, params := ts.publicClient("")
+	ts.srv.cfg.TrustedClients = []string{id}
+	c := browser(t, toClient)
+	if resp, _ := get(t, c, hs.URL+"/oauth/authorize?"+params.Encode()); resp.StatusCode != http.StatusFound {
+		t.Fatalf("sign-in: %d", resp.StatusCode)
+	}
+	var cookie string
+	for _, ck := range c.Jar.Cookies(mustParse(t, hs.URL)) {
+		if ck.Name == sessionCookie {
+			cookie = ck.Value
+		}
+	}
+	epoch := sessionEpoch(ts.clock)
+	if !strings.HasPrefix(cookie, strconv.FormatInt(epoch, 10)+".") {
+		t.Fatalf("session cookie %.20q… does not name its key's period %d", cookie, epoch)
+	}
+	signedIn := func(value string) bool {
+		r := httptest.NewRequest("GET", "/oauth/authorize", nil)
+		r.AddCookie(&http.Cookie{Name: sessionCookie, Value: value})
+		return ts.srv.session(r) != nil
+	}
+	periodStart := func(e int64) time.Time { return time.Unix(e*int64(SessionKeyPeriod/time.Second), 0).Add(time.Second) }
+
+	// The next period: the cookie still opens; new sessions get the new
+	// key.
+	ts.clock = periodStart(epoch + 1)
+	if !signedIn(cookie) {
+		t.Fatal("a session from before the key rotation was refused")
+	}
+	oldKey, err := ts.store.ServerSecret(t.Context(), "session-"+strconv.FormatInt(epoch, 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	newCookie, err := ts.srv.sealSession(t.Context(), &login.Session{ID: "new", Login: "corp", Subject: "corp:x", Expires: ts.clock.Add(time.Hour).Unix()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, sealed, _ := strings.Cut(newCookie, "."); !strings.HasPrefix(newCookie, strconv.FormatInt(epoch+1, 10)+".") {
+		t.Fatalf("a new session is not sealed with the new period's key: %.20q…", newCookie)
+	} else if _, err := login.Open(oldKey, sealed); err == nil {
+		t.Fatal("the new period's cookie opens with the old key")
+	}
+
+	// A cookie sealed with the old key that has not expired: accepted in
+	// the next period, refused two periods on.
+	forged, err := login.Seal(oldKey, &login.Session{ID: "old", Login: "corp", Subject: "corp:x", Expires: periodStart(epoch + 10).Unix()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged = strconv.FormatInt(epoch, 10) + "." + forged
+	if !signedIn(forged) {
+		t.Fatal("a cookie of the previous period was refused")
+	}
+	ts.clock = periodStart(epoch + 2)
+	if signedIn(forged) {
+		t.Fatal("a cookie sealed with a key two periods old was accepted")
+	}
+	// Nor does relabelling it with a current period help.
+	_, sealed, _ := strings.Cut(forged, ".")
+	if signedIn(strconv.FormatInt(epoch+2, 10)+"."+sealed) || signedIn(strconv.FormatInt(epoch+1, 10)+"."+sealed) {
+		t.Fatal("an old cookie relabelled with a current period was accepted")
 	}
 }
