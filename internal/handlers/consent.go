@@ -3,6 +3,8 @@ package handlers
 import (
 	"slices"
 	"strings"
+
+	"github.com/caddy-dcr/caddy-dcr/storage"
 )
 
 // DefaultScopeDescriptions say what the OpenID Connect scopes let an
@@ -36,9 +38,9 @@ func (s *Server) describeScopes(scope string) []scopeLine {
 
 // selfAsserted reports whether what the consent page shows of the client
 // (name, logo, website) is only what the client said about itself: a
-// client that registered itself (RFC 7591), unless the operator trusts it.
-// A metadata-document client is shown by the host that serves its
-// document instead, which is known.
+// client that registered itself (RFC 7591), unless the operator made it
+// (admin API) or trusts it. A metadata-document client is shown by the
+// host that serves its document instead, which is known.
 func (s *Server) selfAsserted(req *authzRequest) bool {
-	return req.host == "" && !slices.Contains(s.cfg.TrustedClients, req.client.ID)
+	return req.host == "" && req.client.Origin != storage.OriginOperator && !slices.Contains(s.cfg.TrustedClients, req.client.ID)
 }

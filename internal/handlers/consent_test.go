@@ -3,6 +3,8 @@ package handlers
 import (
 	"strings"
 	"testing"
+
+	"github.com/caddy-dcr/caddy-dcr/storage"
 )
 
 // TestConsentDescribesScopes: the operator's description replaces the
@@ -41,5 +43,20 @@ func TestConsentMarksSelfAssertedClients(t *testing.T) {
 	page = ts.authorize("GET", with(params, "prompt", "consent"), "alice").Body.String()
 	if strings.Contains(page, "registered itself") || strings.Contains(page, "(as it says)") {
 		t.Errorf("a trusted client is marked self-asserted:\n%s", page)
+	}
+
+	// Nor is a client the operator made.
+	ts.srv.cfg.TrustedClients = nil
+	c, err := ts.store.Client(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.ID, c.Origin = "made-by-operator", storage.OriginOperator
+	if err := ts.store.CreateClient(t.Context(), c); err != nil {
+		t.Fatal(err)
+	}
+	page = ts.authorize("GET", with(params, "client_id", c.ID), "alice").Body.String()
+	if !strings.Contains(page, "Authorize") || strings.Contains(page, "registered itself") || strings.Contains(page, "(as it says)") {
+		t.Errorf("an operator's client is marked self-asserted:\n%s", page)
 	}
 }
