@@ -97,7 +97,13 @@ func TestBrowserEndToEnd(t *testing.T) {
 
 	// Signed out, someone outside the allow rules tries: the refused page.
 	browser.navigate(e.url("/oauth/logout"))
-	browser.waitFor(e.url("/oauth/logout"))
+	if text := browser.waitFor(e.url("/oauth/logout")); !strings.Contains(text, "Sign out") {
+		t.Fatalf("logout page:\n%s", text)
+	}
+	browser.act(`document.querySelector("form button").click()`)
+	if text := browser.waitFor(e.url("/oauth/logout")); !strings.Contains(text, "You are signed out") {
+		t.Fatalf("after signing out:\n%s", text)
+	}
 	m.QueueUser(&mockoidc.MockUser{Subject: "666", Email: "mallory@evil.example", EmailVerified: true})
 	browser.navigate(authURL)
 	browser.waitFor(e.url("/oauth/authorize"))

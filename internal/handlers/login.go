@@ -523,13 +523,33 @@ func (s *Server) serveLogout(w http.ResponseWriter, r *http.Request) {
 		s.showError(w, http.StatusMethodNotAllowed, "Method not allowed", "Use GET or POST.")
 		return
 	}
-	if sess := s.session(r); sess != nil {
-		if err := s.store.RevokeAccessToken(r.Context(), sessionRevocationKey(sess.ID), sess.Expires); err != nil {
-			s.log.Error("revoking a session failed", zap.Error(err))
-			w.Header().Set("Retry-After", retryAfterSeconds)
-			s.showError(w, http.StatusServiceUnavailable, "Try again shortly", pageUnavailable)
-			return
-		}
+	sess := s.session(r)
+	if sess == nil {
+		setCookie(w, r, sessionCookie, "", -1)
+		s.showError(w, http.StatusOK, "Signed out", "You are not signed in to this server.")
+		return
+	}
+	// Signing out takes a form with a token bound to the session: a link
+	// or a form on another site cannot sign the person out (SameSite=Lax
+	// sends the cookie on a top-level GET from anywhere, and a cross-site
+	// POST's answer could still clear it).
+	params := url.Values{"logout": {sess.ID}}
+	if r.Method == http.MethodGet {
+		s.renderPage(w, http.StatusOK, "message.html", message{Title: "Sign out",
+			Message:    "Sign out of this server? Applications you approved keep the access you gave them; the grants page ends that.",
+			FormAction: r.URL.Path, CSRF: s.csrfToken(sess.Subject, params), Button: "Sign out"})
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+	if err := r.ParseForm(); err != nil || !s.checkCSRF(r.PostForm.Get("csrf_token"), sess.Subject, params) {
+		s.showError(w, http.StatusForbidden, "Form expired", "The sign-out form was not valid or has expired. Open the sign-out page again.")
+		return
+	}
+	if err := s.store.RevokeAccessToken(r.Context(), sessionRevocationKey(sess.ID), sess.Expires); err != nil {
+		s.log.Error("revoking a session failed", zap.Error(err))
+		w.Header().Set("Retry-After", retryAfterSeconds)
+		s.showError(w, http.StatusServiceUnavailable, "Try again shortly", pageUnavailable)
+		return
 	}
 	setCookie(w, r, sessionCookie, "", -1)
 	s.showError(w, http.StatusOK, "Signed out", "You are signed out of this server.")

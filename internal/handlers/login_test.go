@@ -2,10 +2,12 @@ package handlers
 
 import (
 	"encoding/base64"
+	"html"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -144,10 +146,24 @@ func TestLoginThroughOIDCProvider(t *testing.T) {
 	}
 
 	// Logout ends the session everywhere: the old cookie no longer works.
-	resp, _ = get(t, c, hs.URL+"/oauth/logout")
-	if resp.StatusCode != 200 {
-		t.Fatalf("logout: %d", resp.StatusCode)
+	// It takes the form: a link from elsewhere does not sign out, nor
+	// does a post without the form's token.
+	resp, page = get(t, c, hs.URL+"/oauth/logout")
+	token := regexp.MustCompile(`name="csrf_token" value="([^"]+)"`).FindStringSubmatch(page)
+	if resp.StatusCode != 200 || token == nil {
+		t.Fatalf("logout page: %d\n%s", resp.StatusCode, page)
 	}
+	if resp, _ := c.PostForm(hs.URL+"/oauth/logout", url.Values{"csrf_token": {"forged"}}); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("a forged sign-out: %d", resp.StatusCode)
+	}
+	if resp, _ := get(t, c, hs.URL+"/oauth/authorize?"+params.Encode()); resp.StatusCode != http.StatusFound || !toClient(mustLocation(t, resp)) {
+		t.Fatalf("signed out by a link or a forged form: %d", resp.StatusCode)
+	}
+	resp, err := c.PostForm(hs.URL+"/oauth/logout", url.Values{"csrf_token": {html.UnescapeString(token[1])}})
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("logout: %v %v", resp, err)
+	}
+	resp.Body.Close()
 	replay := browser(t, func(*url.URL) bool { return true })
 	replay.Jar.SetCookies(mustParse(t, hs.URL), []*http.Cookie{session})
 	resp, _ = get(t, replay, hs.URL+"/oauth/authorize?"+params.Encode())

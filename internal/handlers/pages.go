@@ -42,11 +42,14 @@ func (s *Server) renderPage(w http.ResponseWriter, status int, name string, data
 }
 
 // message is the content of message.html; Link, when set, is a URL
-// already checked to be safe in an href.
+// already checked to be safe in an href. FormAction, when set, adds a
+// button that posts CSRF there.
 type message struct {
 	Title, Message string
 	Link           template.URL
 	LinkText       string
+	FormAction     string
+	CSRF, Button   string
 }
 
 // showError renders a message page: for errors that must not be sent to
