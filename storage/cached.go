@@ -39,12 +39,20 @@ type Cached struct {
 	log *zap.Logger
 	now func() time.Time
 
-	mu      sync.RWMutex
-	revoked map[RevocationKind]map[string]int64 // kind -> key -> until
-	// disabled holds the ids of disabled clients (ClientSettings), whose
-	// tokens Revoked refuses while they are: this process's own changes
-	// at once, other processes' at the next resync.
-	disabled map[string]struct{}
+	// revoked maps each kind's keys to their until (int64), and disabled
+	// holds the ids of disabled clients (ClientSettings), whose tokens
+	// Revoked refuses while they are. Revoked reads them without a lock
+	// (sync.Map: entries written once and read by every gated request);
+	// mu orders the writers, which keep the later until of two.
+	mu       sync.Mutex
+	revoked  map[RevocationKind]*sync.Map
+	disabled sync.Map
+	// changes numbers the disabled set's changes; changed holds, for each
+	// client changed since the last resync began, its change's number,
+	// so that a resync's snapshot (read before that change committed)
+	// does not undo it.
+	changes uint64
+	changed map[string]uint64
 
 	clientsMu sync.Mutex
 	clients   map[string]cachedClient
@@ -67,12 +75,12 @@ func NewCached(ctx context.Context, s Store, log *zap.Logger) (*Cached, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	c := &Cached{Store: s, log: log, now: time.Now, revoked: map[RevocationKind]map[string]int64{}, disabled: map[string]struct{}{},
+	c := &Cached{Store: s, log: log, now: time.Now, revoked: map[RevocationKind]*sync.Map{}, changed: map[string]uint64{},
 		clients: map[string]cachedClient{}, done: make(chan struct{})}
 	_, shared := s.(RevocationWatcher)
 	c.following.Store(!shared)
 	for _, k := range []RevocationKind{RevokedToken, RevokedFamily, RevokedGrant, RevokedClient} {
-		c.revoked[k] = map[string]int64{}
+		c.revoked[k] = new(sync.Map)
 	}
 	if err := c.resync(ctx); err != nil {
 		return nil, err
@@ -101,10 +109,12 @@ func (c *Cached) add(r Revocation) {
 	}
 	c.mu.Lock()
 	if r.Kind == RevokedClient {
-		delete(c.disabled, r.Key) // deleted: the revocation refuses its tokens
+		c.disabled.Delete(r.Key) // deleted: the revocation refuses its tokens
 	}
-	if m := c.revoked[r.Kind]; m != nil && m[r.Key] < r.Until {
-		m[r.Key] = r.Until
+	if m := c.revoked[r.Kind]; m != nil {
+		if old, ok := m.Load(r.Key); !ok || old.(int64) < r.Until {
+			m.Store(r.Key, r.Until)
+		}
 	}
 	c.mu.Unlock()
 }
@@ -117,17 +127,38 @@ func (c *Cached) resync(ctx context.Context) error {
 	for _, r := range all {
 		c.add(r)
 	}
+	c.mu.Lock()
+	start := c.changes
+	c.mu.Unlock()
 	ids, err := c.Store.DisabledClients(ctx)
 	if err != nil {
 		return err
 	}
-	disabled := make(map[string]struct{}, len(ids))
+	disabled := make(map[string]bool, len(ids))
 	for _, id := range ids {
-		disabled[id] = struct{}{}
+		disabled[id] = true
 	}
 	c.mu.Lock()
-	c.disabled = disabled
-	c.mu.Unlock()
+	defer c.mu.Unlock()
+	// A client disabled or enabled since the snapshot was asked for
+	// keeps its newer state.
+	newer := func(id string) bool { return c.changed[id] > start }
+	c.disabled.Range(func(id, _ any) bool {
+		if !disabled[id.(string)] && !newer(id.(string)) {
+			c.disabled.Delete(id)
+		}
+		return true
+	})
+	for id := range disabled {
+		if !newer(id) {
+			c.disabled.Store(id, struct{}{})
+		}
+	}
+	for id, n := range c.changed {
+		if n <= start {
+			delete(c.changed, id)
+		}
+	}
 	return nil
 }
 
@@ -136,11 +167,12 @@ func (c *Cached) sweep() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, m := range c.revoked {
-		for k, until := range m {
-			if until < now {
-				delete(m, k)
+		m.Range(func(k, until any) bool {
+			if until.(int64) < now {
+				m.Delete(k)
 			}
-		}
+			return true
+		})
 	}
 }
 
@@ -221,10 +253,9 @@ func (c *Cached) Shared(key any, create func() any) any {
 // missed (fail_closed) refuses while it is not.
 func (c *Cached) Current() bool { return c.following.Load() }
 
-// Revoked answers from memory; it never blocks on the backend.
+// Revoked answers from memory, without a lock; it never blocks on the
+// backend.
 func (c *Cached) Revoked(_ context.Context, jti, clientID, family, grant string) (bool, error) {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
 	for _, q := range [...]struct {
 		kind RevocationKind
 		key  string
@@ -232,11 +263,13 @@ func (c *Cached) Revoked(_ context.Context, jti, clientID, family, grant string)
 		if q.key == "" {
 			continue
 		}
-		if _, ok := c.revoked[q.kind][q.key]; ok {
-			return true, nil
+		if m := c.revoked[q.kind]; m != nil {
+			if _, ok := m.Load(q.key); ok {
+				return true, nil
+			}
 		}
 	}
-	_, disabled := c.disabled[clientID]
+	_, disabled := c.disabled.Load(clientID)
 	return disabled, nil
 }
 
@@ -379,10 +412,12 @@ func (c *Cached) SetClientSettings(ctx context.Context, id string, s ClientSetti
 func (c *Cached) setDisabled(id string, disabled bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.changes++
+	c.changed[id] = c.changes
 	if disabled {
-		c.disabled[id] = struct{}{}
+		c.disabled.Store(id, struct{}{})
 	} else {
-		delete(c.disabled, id)
+		c.disabled.Delete(id)
 	}
 }
 

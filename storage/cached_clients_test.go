@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 )
@@ -72,7 +73,7 @@ func TestCachedClients(t *testing.T) {
 		t.Fatal("the cached client was changed through a returned copy")
 	}
 	// A deletion (its revocation, here or from elsewhere) drops it.
-	c.revoked = map[RevocationKind]map[string]int64{RevokedClient: {}}
+	c.revoked = map[RevocationKind]*sync.Map{RevokedClient: new(sync.Map)}
 	backend.client = nil
 	c.add(Revocation{RevokedClient, "a", 2000})
 	if _, err := c.Client(ctx, "a"); !errors.Is(err, ErrNotFound) {
@@ -92,11 +93,55 @@ func (failingRevoker) RevokeFamily(context.Context, string, int64) error {
 // all the same: the view learns of it before the store is asked.
 func TestCachedRevocationStandsWhenTheStoreErrs(t *testing.T) {
 	c := &Cached{Store: failingRevoker{}, now: time.Now, clients: map[string]cachedClient{},
-		revoked: map[RevocationKind]map[string]int64{RevokedFamily: {}}}
+		revoked: map[RevocationKind]*sync.Map{RevokedFamily: new(sync.Map)}}
 	if err := c.RevokeFamily(t.Context(), "fam", time.Now().Add(time.Hour).Unix()); err == nil {
 		t.Fatal("the error was lost")
 	}
 	if revoked, _ := c.Revoked(t.Context(), "jti", "client", "fam", ""); !revoked {
 		t.Fatal("a revocation whose store call erred is not refused")
+	}
+}
+
+// slowSnapshot answers DisabledClients with what it held when asked, but
+// only once released: a resync's snapshot that a change overtakes.
+type slowSnapshot struct {
+	Store
+	asked, release chan struct{}
+}
+
+func (s slowSnapshot) Revocations(context.Context) ([]Revocation, error) { return nil, nil }
+
+func (s slowSnapshot) DisabledClients(context.Context) ([]string, error) {
+	s.asked <- struct{}{}
+	<-s.release
+	return nil, nil // read before the disable committed
+}
+
+// A client disabled while a resync's snapshot is on its way stays
+// disabled: the older snapshot does not undo the newer change.
+func TestResyncDoesNotUndoANewerDisable(t *testing.T) {
+	store := slowSnapshot{asked: make(chan struct{}), release: make(chan struct{})}
+	c := &Cached{Store: store, now: time.Now, clients: map[string]cachedClient{}, changed: map[string]uint64{},
+		revoked: map[RevocationKind]*sync.Map{RevokedClient: new(sync.Map)}}
+	done := make(chan error)
+	go func() { done <- c.resync(t.Context()) }()
+	<-store.asked
+	c.setDisabled("app", true)
+	close(store.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if refused, _ := c.Revoked(t.Context(), "jti", "app", "", ""); !refused {
+		t.Fatal("a resync's older snapshot re-enabled a client disabled meanwhile")
+	}
+	// The next resync, whose snapshot began after the change, applies.
+	store.asked, store.release = make(chan struct{}, 1), make(chan struct{})
+	close(store.release)
+	c.Store = store
+	if err := c.resync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if refused, _ := c.Revoked(t.Context(), "jti", "app", "", ""); refused {
+		t.Fatal("a later snapshot without the client did not apply")
 	}
 }
