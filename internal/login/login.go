@@ -48,8 +48,11 @@ type Config struct {
 	// (oidc); read:user user:email, and read:org when an org or team rule
 	// needs it (github).
 	Scopes []string `json:"scopes,omitempty"`
-	// SubjectClaim names the upstream claim that identifies the person,
-	// taken as it is. Default: sub, namespaced as <name>:<sub>.
+	// SubjectClaim names the upstream claim that identifies the person.
+	// Default: sub, namespaced as <name>:<sub>. "email" takes a verified
+	// email as it is (a person without one cannot sign in); any other
+	// claim is namespaced as <name>:<value>, since people may be able to
+	// edit it or another login may use the same values.
 	SubjectClaim string `json:"subject_claim,omitempty"`
 
 	// AllowEmail, AllowDomain, AllowSubject and AllowGroup are the oidc

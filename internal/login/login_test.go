@@ -81,3 +81,38 @@ func TestSessionSealing(t *testing.T) {
 		t.Error("a session larger than a cookie was sealed")
 	}
 }
+
+// The person's subject: the upstream's sub, namespaced, by default; a
+// verified email as it is with subject_claim email, never an unverified
+// one (at a provider that lets people edit their profile, an unverified
+// email is whatever they typed: someone else's); any other claim
+// namespaced, so no login's people can take another login's subjects.
+func TestSubjectClaim(t *testing.T) {
+	claims := func(email string, verified any, username string) map[string]any {
+		return map[string]any{"email": email, "email_verified": verified, "preferred_username": username}
+	}
+	for _, tc := range []struct {
+		claim  string
+		claims map[string]any
+		want   string // "" for a refusal
+	}{
+		{"", claims("alice@example.com", true, "alice"), "corp:s-1"},
+		{"sub", claims("alice@example.com", true, "alice"), "corp:s-1"},
+		{"email", claims("alice@example.com", true, "alice"), "alice@example.com"},
+		{"email", claims("alice@example.com", "true", "alice"), "alice@example.com"},
+		{"email", claims("alice@example.com", false, "bob"), ""},
+		{"email", claims("alice@example.com", nil, "bob"), ""},
+		{"email", claims("not-an-address", true, "bob"), ""},
+		{"preferred_username", claims("", nil, "github:583231"), "corp:github:583231"},
+		{"preferred_username", claims("", nil, ""), ""},
+	} {
+		p := &oidcProvider{cfg: Config{Name: "corp", SubjectClaim: tc.claim}}
+		id, err := p.identity("s-1", tc.claims)
+		switch {
+		case tc.want == "" && err == nil:
+			t.Errorf("subject_claim %q with %v: named %q, want a refusal", tc.claim, tc.claims, id.Subject)
+		case tc.want != "" && (err != nil || id.Subject != tc.want):
+			t.Errorf("subject_claim %q with %v: %v %v, want %q", tc.claim, tc.claims, id, err, tc.want)
+		}
+	}
+}

@@ -97,15 +97,6 @@ func (p *oidcProvider) Exchange(ctx context.Context, redirectURI, code, verifier
 // identity builds the person from the ID token's claims.
 func (p *oidcProvider) identity(sub string, claims map[string]any) (*Identity, error) {
 	id := &Identity{upstreamSubject: sub, raw: claims, Claims: map[string]string{}}
-	if p.cfg.SubjectClaim != "" && p.cfg.SubjectClaim != "sub" {
-		v, _ := claims[p.cfg.SubjectClaim].(string)
-		if v == "" {
-			return nil, fmt.Errorf("the ID token has no %s claim to name the person by", p.cfg.SubjectClaim)
-		}
-		id.Subject = v
-	} else {
-		id.Subject = p.cfg.Name + ":" + sub
-	}
 	id.email, _ = claims["email"].(string)
 	// Some providers send email_verified as a string.
 	switch v := claims["email_verified"].(type) {
@@ -113,6 +104,26 @@ func (p *oidcProvider) identity(sub string, claims map[string]any) (*Identity, e
 		id.emailVerified = v
 	case string:
 		id.emailVerified = v == "true"
+	}
+	switch claim := p.cfg.SubjectClaim; claim {
+	case "", "sub":
+		id.Subject = p.cfg.Name + ":" + sub
+	case "email":
+		// An email names one person only once the provider verified it:
+		// an unverified one is whatever the person typed (another's
+		// address, at a provider that lets people edit their profile).
+		if id.email == "" || !strings.Contains(id.email, "@") || !id.emailVerified {
+			return nil, errors.New("the provider did not send a verified email to name the person by")
+		}
+		id.Subject = id.email
+	default:
+		// Any other claim may be one people can edit or that another
+		// login also uses: it names the person within this login only.
+		v, _ := claims[claim].(string)
+		if v == "" {
+			return nil, fmt.Errorf("the ID token has no %s claim to name the person by", claim)
+		}
+		id.Subject = p.cfg.Name + ":" + v
 	}
 	for _, name := range []string{"email", "name", "given_name", "family_name", "preferred_username", "picture", "locale"} {
 		if v, ok := claims[name].(string); ok && v != "" {
