@@ -160,3 +160,36 @@ func TestTokenEndpointRecordsUseCoarsely(t *testing.T) {
 		t.Fatalf("not recorded after the granularity: %d", lastUsed())
 	}
 }
+
+// A resource server introspecting a disabled client's refresh token is
+// told it is inactive, as for its access tokens (RFC 7662 §2.2: a token
+// that cannot be used), and active again once the client is enabled.
+func TestDisabledClientsRefreshTokensIntrospectInactive(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	rsID, rsSecret := ts.machineClient("")
+	ts.srv.cfg.ResourceServers = []string{rsID}
+	id, access, refresh := ts.approvedTokens("alice")
+	active := func(token string) bool {
+		t.Helper()
+		w, got := ts.form("/oauth/introspect", rsID, rsSecret, url.Values{"token": {token}})
+		if w.Code != http.StatusOK {
+			t.Fatalf("introspection: %d %v", w.Code, got)
+		}
+		return got["active"] == true
+	}
+	if !active(refresh) || !active(access) {
+		t.Fatal("the tokens introspect inactive before the client is disabled")
+	}
+	if _, err := ts.store.SetClientSettings(t.Context(), id, storage.ClientSettings{Disabled: true}); err != nil {
+		t.Fatal(err)
+	}
+	if active(refresh) || active(access) {
+		t.Fatal("a disabled client's token introspects active")
+	}
+	if _, err := ts.store.SetClientSettings(t.Context(), id, storage.ClientSettings{}); err != nil {
+		t.Fatal(err)
+	}
+	if !active(refresh) {
+		t.Fatal("the refresh token stays inactive after the client is enabled")
+	}
+}

@@ -165,6 +165,11 @@ func (s *Server) introspectRefreshToken(r *http.Request, token string) (*introsp
 	if t.Used || s.now().Unix() >= t.ExpiresAt {
 		return nil, nil
 	}
+	// The store leaves out what a revocation covers; the view adds the
+	// disabled clients, whose refresh tokens cannot be used either.
+	if refused, err := s.store.Revoked(r.Context(), "", t.ClientID, t.Family, t.Grant); err != nil || refused {
+		return nil, err
+	}
 	res := &introspection{Active: true, Scope: t.Scope, ClientID: t.ClientID, Subject: t.Subject,
 		Issuer: s.issuer(r), Expiry: t.ExpiresAt, IssuedAt: t.IssuedAt, TokenType: "refresh_token", Extra: t.Claims}
 	if t.Audience != "" {
