@@ -193,3 +193,20 @@ func TestDisabledClientsRefreshTokensIntrospectInactive(t *testing.T) {
 		t.Fatal("the refresh token stays inactive after the client is enabled")
 	}
 }
+
+// A refresh the operator's scope refuses leaves the refresh token as it
+// was: once the operator allows a scope again, the token works.
+func TestRefreshRefusedForScopeKeepsTheToken(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	id, _, refresh := ts.approvedTokens("alice") // scope read
+	if _, err := ts.store.SetClientSettings(t.Context(), id, storage.ClientSettings{Scope: "write"}); err != nil {
+		t.Fatal(err)
+	}
+	w, got := ts.refresh(id, refresh)
+	assertOAuthJSON(t, w, got, http.StatusBadRequest, "invalid_scope")
+	if _, err := ts.store.SetClientSettings(t.Context(), id, storage.ClientSettings{}); err != nil {
+		t.Fatal(err)
+	}
+	w, got = ts.refresh(id, refresh)
+	assertOAuthJSON(t, w, got, http.StatusOK, "")
+}

@@ -171,6 +171,11 @@ func (s *Server) grantRefreshToken(r *http.Request, c *storage.Client, aud strin
 	if oerr != nil {
 		return nil, oerr
 	}
+	// The operator's narrowing is checked before the token is rotated: a
+	// refusal must leave the refresh token as it was.
+	if scope, oerr = allowedScope(c, scope); oerr != nil {
+		return nil, oerr
+	}
 	if r.PostForm.Has("resource") && aud != old.Audience {
 		return nil, ErrInvalidTarget.WithDescription("the resource differs from the one the grant was made for")
 	}
