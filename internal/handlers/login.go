@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"math"
 	"net/http"
 	"net/url"
 	"path"
@@ -45,6 +46,15 @@ const maxPendingParams = 4 << 10
 const (
 	pendingPerSecond = 20
 	pendingBurst     = 200
+)
+
+// One address starts at most loginStartsPerAddress sign-ins in a burst,
+// refilled over loginStartsWindow (one every 2 s), before the instance's
+// own budget above: a person starts a handful, and one stranger cannot
+// spend the budget that everyone's sign-ins share.
+const (
+	loginStartsPerAddress = 30
+	loginStartsWindow     = time.Minute
 )
 
 // startLimiter is a token bucket over the handler's clock.
@@ -93,8 +103,10 @@ type loginState struct {
 	// cookies.
 	keysMu sync.Mutex
 	keys   map[int64][]byte
-	// starts bounds how fast sign-ins start.
-	starts startLimiter
+	// starts bounds how fast sign-ins start, perAddress how fast one
+	// client address starts them.
+	starts     startLimiter
+	perAddress *rateLimiter
 }
 
 // setupLogins prepares the upstream logins of cfg, reading the session key
@@ -104,7 +116,8 @@ func (s *Server) setupLogins(ctx context.Context) error {
 	if len(s.cfg.Logins) == 0 {
 		return nil
 	}
-	ls := &loginState{byName: map[string]*login.Login{}, ttl: s.cfg.SessionTTL, keys: map[int64][]byte{}}
+	ls := &loginState{byName: map[string]*login.Login{}, ttl: s.cfg.SessionTTL, keys: map[int64][]byte{},
+		perAddress: newRateLimiter(loginStartsPerAddress, loginStartsWindow, nil)}
 	for _, l := range s.cfg.Logins {
 		if _, dup := ls.byName[l.Name]; dup {
 			return fmt.Errorf("two logins are named %s", l.Name)
@@ -368,6 +381,13 @@ func (s *Server) beginLogin(w http.ResponseWriter, r *http.Request, l *login.Log
 		return
 	}
 	now := s.now()
+	if addr, ok := clientAddr(r); ok {
+		if allowed, wait := s.logins.perAddress.allow(addr, now); !allowed {
+			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+			s.showError(w, http.StatusTooManyRequests, "Try again shortly", "Too many sign-ins were started from your address. Try again in a moment.")
+			return
+		}
+	}
 	if !s.logins.starts.allow(now) {
 		w.Header().Set("Retry-After", retryAfterSeconds)
 		s.showError(w, http.StatusServiceUnavailable, "Try again shortly", "Too many sign-ins are starting right now. Try again in a moment.")

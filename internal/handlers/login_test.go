@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"encoding/base64"
+	"fmt"
 	"html"
 	"net/http"
 	"net/http/cookiejar"
@@ -13,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/oauth2-proxy/mockoidc"
@@ -465,10 +468,34 @@ func TestPendingSignInsAreBounded(t *testing.T) {
 	m := startMockOIDC(t)
 	ts, _ := loginServer(t, m, login.Config{})
 	_, params := ts.publicClient("")
-	started := 0
-	for range pendingBurst + 10 {
-		w := ts.authorize("GET", params, "")
-		switch w.Code {
+	from := func(addr string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest("GET", "/oauth/authorize?"+params.Encode(), nil)
+		r.RemoteAddr = addr + ":4242"
+		r = caddyhttp.PrepareRequest(r, caddy.NewReplacer(), nil, nil)
+		w := httptest.NewRecorder()
+		if err := ts.srv.ServeHTTP(w, r, nil); err != nil {
+			t.Fatal(err)
+		}
+		return w
+	}
+	// One address: its own share, then 429; the others are not held up.
+	for i := range loginStartsPerAddress + 5 {
+		w := from("198.51.100.7")
+		want := http.StatusFound
+		if i >= loginStartsPerAddress {
+			want = http.StatusTooManyRequests
+		}
+		if w.Code != want || want == http.StatusTooManyRequests && w.Header().Get("Retry-After") == "" {
+			t.Fatalf("sign-in %d from one address: %d, want %d", i, w.Code, want)
+		}
+	}
+	if w := from("198.51.100.8"); w.Code != http.StatusFound {
+		t.Fatalf("another address held up by the first: %d", w.Code)
+	}
+	// Many addresses: the instance's own budget.
+	started := loginStartsPerAddress + 1
+	for i := range pendingBurst {
+		switch w := from(fmt.Sprintf("10.0.%d.%d", i/200, i%200)); w.Code {
 		case http.StatusFound:
 			started++
 		case http.StatusServiceUnavailable:
@@ -483,7 +510,7 @@ func TestPendingSignInsAreBounded(t *testing.T) {
 		t.Fatalf("%d sign-ins started, want %d", started, pendingBurst)
 	}
 	ts.clock = ts.clock.Add(time.Second)
-	if w := ts.authorize("GET", params, ""); w.Code != http.StatusFound {
+	if w := from("203.0.113.9"); w.Code != http.StatusFound {
 		t.Fatalf("after a second: %d", w.Code)
 	}
 	// Too large a request is not kept at all.
