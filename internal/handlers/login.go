@@ -575,12 +575,16 @@ func (s *Server) serveLogout(w http.ResponseWriter, r *http.Request) {
 	s.showError(w, http.StatusOK, "Signed out", "You are signed out of this server.")
 }
 
-// stripLoginCookies removes this server's sign-in cookies from a request
-// that goes upstream: an application behind the gate must not be able to
-// take a person's session and authorize clients as them. Other cookies
-// are passed on as they came.
+// stripLoginCookies removes the sign-in cookies from a request that goes
+// upstream: an application behind the gate must not be able to take a
+// person's session and authorize clients as them. Every gate does it,
+// whether its own handler has logins or not: the cookies are the host's,
+// and another dcr handler on the host may have set them. Other cookies are
+// passed on as they came.
 func (s *Server) stripLoginCookies(r *http.Request) {
-	if s.logins == nil || len(r.Header["Cookie"]) == 0 {
+	if !slices.ContainsFunc(r.Header["Cookie"], func(line string) bool {
+		return strings.Contains(line, sessionCookie) || strings.Contains(line, browserCookie)
+	}) {
 		return
 	}
 	ours := func(name string) bool {

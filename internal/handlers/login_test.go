@@ -594,6 +594,15 @@ func TestSessionCookiesStayHere(t *testing.T) {
 	if _, ok := r.Header["Cookie"]; ok {
 		t.Fatalf("cookie left: %q", r.Header["Cookie"])
 	}
+	// A gate whose handler has no login strips them too: another dcr
+	// handler on the host set them.
+	plain := newTestServer(t, Config{})
+	r = httptest.NewRequest("GET", "/app", nil)
+	r.Header.Set("Cookie", "theme=dark; __Host-dcr_session=sealed; dcr_login=b")
+	plain.srv.stripLoginCookies(r)
+	if got := r.Header.Values("Cookie"); len(got) != 1 || got[0] != "theme=dark" {
+		t.Fatalf("cookies going upstream from a gate without logins: %q", got)
+	}
 }
 
 // TestSessionKeyRotates: session cookies are sealed with a key per
