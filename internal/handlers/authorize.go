@@ -265,6 +265,13 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		if s.startLogin(w, r, req) {
 			return
 		}
+		if user != "" && r.Method == http.MethodGet && req.oidc.prompts(promptLogin) {
+			// With no login of its own, this server cannot make the
+			// person sign in again: it must say so rather than go on
+			// (OpenID Connect Core 1.0 §3.1.2.1).
+			s.answerUnasked(w, r, req, user, ErrLoginRequired.WithDescription("this server cannot ask the person to sign in again"))
+			return
+		}
 	}
 	if user == "" {
 		s.showError(w, http.StatusUnauthorized, "Sign-in required",

@@ -319,6 +319,12 @@ func TestPromptAndMaxAge(t *testing.T) {
 	if q.Get("code") == "" {
 		t.Fatalf("max_age=0: %v", q)
 	}
+	// prompt=login with no login of its own: this server cannot make the
+	// person sign in again, and says so (login_required), never a code.
+	_, q = redirectParams(t, ts.authorize("GET", with(params, "prompt", "login"), "alice"))
+	if q.Get("error") != "login_required" || q.Get("code") != "" {
+		t.Fatalf("prompt=login without a login block: %v", q)
+	}
 
 	// OpenID Connect requires redirect_uri even of a client with one.
 	one := ts.register(`{"token_endpoint_auth_method":"none","redirect_uris":["https://one.example/cb"]}`)["client_id"].(string)
