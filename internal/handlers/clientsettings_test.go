@@ -210,3 +210,21 @@ func TestRefreshRefusedForScopeKeepsTheToken(t *testing.T) {
 	w, got = ts.refresh(id, refresh)
 	assertOAuthJSON(t, w, got, http.StatusOK, "")
 }
+
+// The ID token lives as long as the access token issued with it: the
+// client's own lifetime when the operator set one.
+func TestIDTokenFollowsTheClientsLifetime(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	id, params := ts.publicClient("")
+	ts.srv.cfg.TrustedClients = []string{id}
+	if _, err := ts.store.SetClientSettings(t.Context(), id, storage.ClientSettings{AccessTokenTTL: 60}); err != nil {
+		t.Fatal(err)
+	}
+	_, q := redirectParams(t, ts.authorize("GET", with(params, "scope", "openid", "nonce", "n"), "alice"))
+	w, tok := ts.exchange(id, q.Get("code"), testVerifier, "http://127.0.0.1:4000/cb")
+	assertOAuthJSON(t, w, tok, http.StatusOK, "")
+	claims := decodeJWTPayload(t, tok["id_token"].(string))
+	if exp, iat := claims["exp"].(float64), claims["iat"].(float64); exp-iat != 60 || tok["expires_in"] != float64(60) {
+		t.Fatalf("ID token lives %v s, access token %v s; want 60", exp-iat, tok["expires_in"])
+	}
+}

@@ -100,12 +100,15 @@ type idTokenRequest struct {
 	authTime    int64
 	accessToken string
 	claims      map[string]string
+	// ttl is the lifetime of the access token issued with it.
+	ttl time.Duration
 }
 
 // idToken signs an ID token (OpenID Connect Core 1.0 §2, §3.1.3.6) with the
 // keys that sign access tokens: aud is the client and azp names it too,
 // at_hash binds the access token issued with it, and the grant's claims
-// that its scope releases are added. It lives as long as an access token.
+// that its scope releases are added. It lives as long as the access token
+// issued with it.
 func (s *Server) idToken(ctx context.Context, t idTokenRequest) (string, error) {
 	now := s.now()
 	claims := scopedClaims(t.scope, t.claims)
@@ -114,7 +117,7 @@ func (s *Server) idToken(ctx context.Context, t idTokenRequest) (string, error) 
 	claims["aud"] = t.clientID
 	claims["azp"] = t.clientID
 	claims["iat"] = now.Unix()
-	claims["exp"] = now.Add(s.cfg.AccessTokenTTL).Unix()
+	claims["exp"] = now.Add(t.ttl).Unix()
 	if t.authTime != 0 {
 		claims["auth_time"] = t.authTime
 	}
