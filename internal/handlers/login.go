@@ -230,9 +230,16 @@ func (s *Server) serveLoginPath(w http.ResponseWriter, r *http.Request, p string
 	return true
 }
 
+// secureCookies reports whether the person's browser talks to this server
+// over https: the request came over TLS, or the configured issuer is an
+// https URL (TLS ended by a proxy in front of Caddy).
+func (s *Server) secureCookies(r *http.Request) bool {
+	return r.TLS != nil || strings.HasPrefix(s.cfg.Issuer, "https://")
+}
+
 // cookieName is name with the __Host- prefix on https.
-func cookieName(r *http.Request, name string) string {
-	if r.TLS != nil {
+func (s *Server) cookieName(r *http.Request, name string) string {
+	if s.secureCookies(r) {
 		return "__Host-" + name
 	}
 	return name
@@ -242,9 +249,9 @@ func cookieName(r *http.Request, name string) string {
 // SameSite=Lax (sent on the top-level redirect back from the upstream,
 // never on a cross-site POST), path /, and Secure with the __Host- prefix
 // on https. maxAge < 0 deletes it.
-func setCookie(w http.ResponseWriter, r *http.Request, name, value string, maxAge int) {
-	http.SetCookie(w, &http.Cookie{Name: cookieName(r, name), Value: value, Path: "/", MaxAge: maxAge,
-		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode})
+func (s *Server) setCookie(w http.ResponseWriter, r *http.Request, name, value string, maxAge int) {
+	http.SetCookie(w, &http.Cookie{Name: s.cookieName(r, name), Value: value, Path: "/", MaxAge: maxAge,
+		HttpOnly: true, Secure: s.secureCookies(r), SameSite: http.SameSiteLaxMode})
 }
 
 // identify names the person at the authorization endpoint and when they
@@ -277,7 +284,7 @@ func (s *Server) session(r *http.Request) *login.Session {
 	if ls == nil {
 		return nil
 	}
-	c, err := r.Cookie(cookieName(r, sessionCookie))
+	c, err := r.Cookie(s.cookieName(r, sessionCookie))
 	if err != nil {
 		return nil
 	}
@@ -411,7 +418,7 @@ func (s *Server) beginLogin(w http.ResponseWriter, r *http.Request, l *login.Log
 			"The sign-in provider "+l.DisplayName+" cannot be reached right now. Try again in a moment.")
 		return
 	}
-	setCookie(w, r, browserCookie, browser, int(pendingLoginTTL/time.Second))
+	s.setCookie(w, r, browserCookie, browser, int(pendingLoginTTL/time.Second))
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Referrer-Policy", "no-referrer")
 	s.keepOutOfAccessLog(r, l, "sign-in started", http.StatusFound)
@@ -473,8 +480,8 @@ func (s *Server) serveCallback(w http.ResponseWriter, r *http.Request, l *login.
 		s.showError(w, http.StatusBadRequest, "Sign-in failed", "This answer is not for this sign-in. "+startAgain)
 		return
 	}
-	setCookie(w, r, browserCookie, "", -1)
-	c, err := r.Cookie(cookieName(r, browserCookie))
+	s.setCookie(w, r, browserCookie, "", -1)
+	c, err := r.Cookie(s.cookieName(r, browserCookie))
 	if err != nil || subtle.ConstantTimeCompare([]byte(hex.EncodeToString(storage.HashSecret(c.Value))), []byte(pending.Claims["browser"])) != 1 {
 		s.showError(w, http.StatusBadRequest, "Sign-in failed", "This sign-in was started in another browser. "+startAgain)
 		return
@@ -528,7 +535,7 @@ func (s *Server) serveCallback(w http.ResponseWriter, r *http.Request, l *login.
 		s.showError(w, http.StatusBadRequest, "This sign-in cannot be used", err.Error()+".")
 		return
 	}
-	setCookie(w, r, sessionCookie, sealed, int(s.logins.ttl/time.Second))
+	s.setCookie(w, r, sessionCookie, sealed, int(s.logins.ttl/time.Second))
 	params, _ := url.ParseQuery(pending.RedirectURI)
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Referrer-Policy", "no-referrer")
@@ -545,7 +552,7 @@ func (s *Server) serveLogout(w http.ResponseWriter, r *http.Request) {
 	}
 	sess := s.session(r)
 	if sess == nil {
-		setCookie(w, r, sessionCookie, "", -1)
+		s.setCookie(w, r, sessionCookie, "", -1)
 		s.showError(w, http.StatusOK, "Signed out", "You are not signed in to this server.")
 		return
 	}
@@ -571,7 +578,7 @@ func (s *Server) serveLogout(w http.ResponseWriter, r *http.Request) {
 		s.showError(w, http.StatusServiceUnavailable, "Try again shortly", pageUnavailable)
 		return
 	}
-	setCookie(w, r, sessionCookie, "", -1)
+	s.setCookie(w, r, sessionCookie, "", -1)
 	s.showError(w, http.StatusOK, "Signed out", "You are signed out of this server.")
 }
 

@@ -378,23 +378,28 @@ func TestLoginConfigNeedsARule(t *testing.T) {
 }
 
 // TestSessionCookieAttributes: HttpOnly and SameSite=Lax always; Secure and
-// the __Host- prefix on https.
+// the __Host- prefix on https, which an https issuer also says (TLS ended
+// by a proxy in front of Caddy).
 func TestSessionCookieAttributes(t *testing.T) {
-	for _, tls := range []bool{false, true} {
-		target := "http://example.com/"
-		if tls {
-			target = "https://example.com/" // httptest sets r.TLS
-		}
-		r := httptest.NewRequest("GET", target, nil)
+	for _, tc := range []struct {
+		target, issuer string
+		secure         bool
+	}{
+		{"http://example.com/", "", false},
+		{"https://example.com/", "", true}, // httptest sets r.TLS
+		{"http://example.com/", "https://example.com", true},
+	} {
+		s := &Server{cfg: Config{Issuer: tc.issuer}}
+		r := httptest.NewRequest("GET", tc.target, nil)
 		w := httptest.NewRecorder()
-		setCookie(w, r, sessionCookie, "v", 60)
+		s.setCookie(w, r, sessionCookie, "v", 60)
 		ck := w.Result().Cookies()[0]
 		wantName := sessionCookie
-		if tls {
+		if tc.secure {
 			wantName = "__Host-" + sessionCookie
 		}
-		if ck.Name != wantName || !ck.HttpOnly || ck.SameSite != http.SameSiteLaxMode || ck.Secure != tls || ck.Path != "/" || ck.Domain != "" {
-			t.Fatalf("tls=%v: %+v", tls, ck)
+		if ck.Name != wantName || !ck.HttpOnly || ck.SameSite != http.SameSiteLaxMode || ck.Secure != tc.secure || ck.Path != "/" || ck.Domain != "" {
+			t.Fatalf("%+v: %+v", tc, ck)
 		}
 	}
 }
