@@ -69,7 +69,10 @@ func (s *Server) serveOpenIDConfiguration(w http.ResponseWriter, r *http.Request
 	writeWellKnown(w, r, m)
 }
 
-// serverMetadata is this server's metadata for a request.
+// serverMetadata is this server's metadata for a request. What a client
+// may register (grant types, authentication methods, metadata documents)
+// comes from the registration policy, so the document never offers what
+// registration refuses.
 func (s *Server) serverMetadata(r *http.Request) serverMetadata {
 	base := s.baseURL(r)
 	return serverMetadata{
@@ -80,15 +83,15 @@ func (s *Server) serverMetadata(r *http.Request) serverMetadata {
 		JWKSURI:                                    base + s.cfg.JWKSPath,
 		ScopesSupported:                            s.cfg.ScopesSupported,
 		ResponseTypesSupported:                     supportedResponseTypes,
-		GrantTypesSupported:                        tokenGrantTypes,
-		TokenEndpointAuthMethodsSupported:          supportedAuthMethods,
+		GrantTypesSupported:                        s.policy.allowedGrantTypes(),
+		TokenEndpointAuthMethodsSupported:          s.policy.allowedAuthMethods(),
 		CodeChallengeMethodsSupported:              []string{"S256"},
 		IntrospectionEndpoint:                      base + s.cfg.IntrospectionPath,
 		IntrospectionAuthMethodsSupported:          supportedAuthMethods[:2],
 		RevocationEndpoint:                         base + s.cfg.RevocationPath,
 		RevocationAuthMethodsSupported:             supportedAuthMethods,
 		AuthorizationResponseIssParameterSupported: true,
-		ClientIDMetadataDocumentSupported:          s.cimd != nil,
+		ClientIDMetadataDocumentSupported:          s.cimd != nil && s.policy.allowsMetadataDocuments(),
 		UserinfoEndpoint:                           base + s.cfg.UserinfoPath,
 		IDTokenSigningAlgValuesSupported:           []string{jwtAlg},
 		SubjectTypesSupported:                      []string{"public"},

@@ -1,6 +1,9 @@
 package handlers
 
-import "testing"
+import (
+	"slices"
+	"testing"
+)
 
 func TestDiscovery(t *testing.T) {
 	ts := newTestServer(t, Config{Issuer: "https://auth.example.com/tenant", ScopesSupported: []string{"read"}})
@@ -54,4 +57,52 @@ func TestWellKnownURL(t *testing.T) {
 			t.Errorf("wellKnownURL(%q) = %q, want %q", in, got, want)
 		}
 	}
+}
+
+// The discovery documents offer only what registration accepts: with
+// public clients refused and grant types narrowed, neither none, metadata
+// documents nor the other grants are advertised.
+func TestDiscoveryFollowsRegistrationPolicy(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		limits       Limits
+		grants, auth []string
+		cimd         bool
+	}{
+		{"open", Limits{}, []string{"authorization_code", "client_credentials", "refresh_token"},
+			[]string{"client_secret_basic", "client_secret_post", "none"}, true},
+		{"no public clients", Limits{NoPublicClients: true}, []string{"authorization_code", "client_credentials", "refresh_token"},
+			[]string{"client_secret_basic", "client_secret_post"}, false},
+		{"client_credentials only", Limits{AllowedGrantTypes: []string{"client_credentials"}}, []string{"client_credentials"},
+			[]string{"client_secret_basic", "client_secret_post", "none"}, false},
+		{"narrowed, in server order", Limits{AllowedGrantTypes: []string{"refresh_token", "authorization_code"}}, []string{"authorization_code", "refresh_token"},
+			[]string{"client_secret_basic", "client_secret_post", "none"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ts := newTestServer(t, Config{Limits: tc.limits, MetadataDocuments: &MetadataDocumentConfig{}})
+			for _, p := range []string{"/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"} {
+				w, m := ts.do("GET", p, "", "", "")
+				if w.Code != 200 {
+					t.Fatalf("%s: %d", p, w.Code)
+				}
+				if got := strs(m["grant_types_supported"]); !slices.Equal(got, tc.grants) {
+					t.Errorf("%s: grant_types_supported %v, want %v", p, got, tc.grants)
+				}
+				if got := strs(m["token_endpoint_auth_methods_supported"]); !slices.Equal(got, tc.auth) {
+					t.Errorf("%s: token_endpoint_auth_methods_supported %v, want %v", p, got, tc.auth)
+				}
+				if m["client_id_metadata_document_supported"] != tc.cimd {
+					t.Errorf("%s: client_id_metadata_document_supported %v, want %v", p, m["client_id_metadata_document_supported"], tc.cimd)
+				}
+			}
+		})
+	}
+}
+
+func strs(v any) []string {
+	var out []string
+	for _, e := range v.([]any) {
+		out = append(out, e.(string))
+	}
+	return out
 }
