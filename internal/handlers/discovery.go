@@ -60,7 +60,7 @@ func (s *Server) serveServerMetadata(w http.ResponseWriter, r *http.Request) {
 // serveOpenIDConfiguration serves the OpenID Connect discovery document
 // (OpenID Connect Discovery 1.0 §4): the RFC 8414 metadata, which carries
 // the OpenID Connect members too, with scopes_supported always present
-// (it lists openid when any scope is accepted).
+// (it lists openid whatever the operator's list; see supportedScopes).
 func (s *Server) serveOpenIDConfiguration(w http.ResponseWriter, r *http.Request) {
 	m := s.serverMetadata(r)
 	if m.ScopesSupported == nil {
@@ -81,7 +81,7 @@ func (s *Server) serverMetadata(r *http.Request) serverMetadata {
 		TokenEndpoint:                              base + s.cfg.TokenPath,
 		RegistrationEndpoint:                       base + s.cfg.RegistrationPath,
 		JWKSURI:                                    base + s.cfg.JWKSPath,
-		ScopesSupported:                            s.cfg.ScopesSupported,
+		ScopesSupported:                            s.policy.supportedScopes(),
 		ResponseTypesSupported:                     supportedResponseTypes,
 		GrantTypesSupported:                        s.policy.allowedGrantTypes(),
 		TokenEndpointAuthMethodsSupported:          s.policy.allowedAuthMethods(),
@@ -121,7 +121,7 @@ func (s *Server) serveResourceMetadata(w http.ResponseWriter, r *http.Request) {
 	if suffix != "" && suffix != "/" {
 		res = s.baseURL(r) + suffix
 	}
-	scopes := s.cfg.ScopesSupported
+	scopes := s.policy.scopes // the operator's: openid is no scope of a resource
 	if scopes == nil {
 		scopes = s.cfg.RequireScope
 	}

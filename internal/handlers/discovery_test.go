@@ -106,3 +106,33 @@ func strs(v any) []string {
 	}
 	return out
 }
+
+// An operator's scopes_supported without openid still leaves an OpenID
+// Connect provider: discovery lists openid, registration and the
+// authorization endpoint accept it and the code exchange returns an ID
+// token. openid is no default and no scope of the protected resource.
+func TestScopesSupportedAlwaysAcceptsOpenID(t *testing.T) {
+	ts := newTestServer(t, Config{ScopesSupported: []string{"read"}})
+	for _, p := range []string{"/.well-known/openid-configuration", "/.well-known/oauth-authorization-server"} {
+		if _, m := ts.do("GET", p, "", "", ""); !slices.Equal(strs(m["scopes_supported"]), []string{"openid", "read"}) {
+			t.Errorf("%s: scopes_supported %v", p, m["scopes_supported"])
+		}
+	}
+	if _, m := ts.do("GET", "/.well-known/oauth-protected-resource", "", "", ""); !slices.Equal(strs(m["scopes_supported"]), []string{"read"}) {
+		t.Errorf("resource scopes_supported %v", m["scopes_supported"])
+	}
+	if m := ts.register(`{"grant_types":["client_credentials"]}`); m["scope"] != "read" {
+		t.Errorf("default scope %v", m["scope"])
+	}
+	if w, m := ts.do("POST", "/oauth/register", "", "application/json", `{"grant_types":["client_credentials"],"scope":"read profile"}`); w.Code != 400 || m["error"] != "invalid_client_metadata" {
+		t.Errorf("scope outside the list: %d %v", w.Code, m)
+	}
+
+	id, params := ts.publicClient(`,"scope":"openid read"`)
+	page := ts.authorize("GET", with(params, "scope", "openid read", "nonce", "n-1"), "alice")
+	_, q := redirectParams(t, ts.approve(page, "alice", "approve"))
+	w, m := ts.exchange(id, q.Get("code"), testVerifier, params.Get("redirect_uri"))
+	if w.Code != 200 || m["scope"] != "openid read" || m["id_token"] == nil {
+		t.Fatalf("code exchange: %d %v", w.Code, m)
+	}
+}

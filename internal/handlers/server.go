@@ -242,6 +242,10 @@ func New(ctx context.Context, store storage.Store, cfg Config) (*Server, error) 
 		now:     cfg.Now,
 	}
 	s.auditLog = cfg.AuditLogger
+	// The token and authorization endpoints check scopes against
+	// cfg.ScopesSupported: give them the same list as registration and
+	// discovery.
+	s.cfg.ScopesSupported = s.policy.supportedScopes()
 	if cfg.Issuer != "" {
 		u, err := url.Parse(cfg.Issuer)
 		if err != nil || u.Scheme == "" || u.Host == "" {
