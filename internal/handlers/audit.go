@@ -87,7 +87,8 @@ func (s *Server) audit(r *http.Request, action, clientID, actor, failure string,
 }
 
 // remoteIP is the client IP Caddy determined (trusted_proxies respected),
-// or the connection's peer outside Caddy.
+// or the connection's peer outside Caddy (tests): the address the audit
+// log records and the registration limit counts.
 func remoteIP(r *http.Request) string {
 	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
 		return ip
