@@ -2,11 +2,14 @@ package handlers
 
 import (
 	"math"
+	"net"
 	"net/http"
 	"net/netip"
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/caddy-dcr/caddy-dcr/storage"
 )
@@ -195,6 +198,23 @@ func (t *limitTable) makeRoom(now time.Time) {
 	}
 }
 
+// clientAddr is the request's client IP as Caddy determined it (which
+// honours the server's trusted_proxies), or the connection's peer outside
+// Caddy (tests): the address the registration limit counts and the audit
+// log records.
+func clientAddr(r *http.Request) (netip.Addr, bool) {
+	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
+		a, err := netip.ParseAddr(ip)
+		return a, err == nil
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	a, err := netip.ParseAddr(host)
+	return a, err == nil
+}
+
 // registrationAllowed applies the registration limit to r and answers 429
 // itself when the client's address has used its burst. A request whose
 // address cannot be read is let through: Caddy always sets one.
@@ -202,8 +222,8 @@ func (s *Server) registrationAllowed(w http.ResponseWriter, r *http.Request) boo
 	if s.limiter == nil {
 		return true
 	}
-	addr, err := netip.ParseAddr(remoteIP(r))
-	if err != nil {
+	addr, ok := clientAddr(r)
+	if !ok {
 		return true
 	}
 	allowed, wait := s.limiter.allow(addr, s.now())
