@@ -99,7 +99,7 @@ func (e *adminEnv) clientCount() int {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	n, err := countClients(e.t.Context(), srv.Store())
+	n, err := srv.Store().CountClients(e.t.Context())
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"github.com/caddyserver/caddy/v2"
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
@@ -544,15 +545,18 @@ func table(w io.Writer, header ...string) *tabwriter.Writer {
 }
 
 // row writes one table row; an empty cell shows as "-" and control
-// characters (a client name is anyone's choice) are escaped, so that no
-// registration can rewrite the operator's terminal.
+// characters (a client name is anyone's choice) are replaced, so that no
+// registration can rewrite the operator's terminal. So are format
+// characters (Cf: the bidi overrides and isolates such as U+202E, which
+// reorder the rest of the line, and zero-width ones such as U+200B) and
+// the line and paragraph separators U+2028 and U+2029.
 func row(tw *tabwriter.Writer, cells ...string) {
 	for i, c := range cells {
 		if c == "" {
 			c = "-"
 		}
 		c = strings.Map(func(r rune) rune {
-			if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			if unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp) {
 				return '?'
 			}
 			return r

@@ -191,3 +191,30 @@ func TestCLIDisablesClientsAndMakesTokens(t *testing.T) {
 		t.Errorf("a bad ttl reported %v", err)
 	}
 }
+
+// A client name is anyone's choice: control characters, bidi overrides,
+// zero-width and other format characters and line separators must not
+// reach the operator's terminal, where they could reorder or split a row.
+func TestTableRowsReplaceControlAndFormatCharacters(t *testing.T) {
+	for _, tc := range []struct{ name, in, want string }{
+		{"plain", "My Tool é 日本", "My Tool é 日本"},
+		{"empty", "", "-"},
+		{"escape sequence", "a\x1b[2Jb", "a?[2Jb"},
+		{"tab and newline", "a\tb\nc", "a?b?c"},
+		{"DEL and C1", "a\x7fb\u0085c\u009bd", "a?b?c?d"},
+		{"right-to-left override", "evil\u202Etxt.exe", "evil?txt.exe"},
+		{"bidi isolates", "\u2066a\u2069\u200Fb", "?a??b"},
+		{"zero-width", "ad\u200Bmin\uFEFF", "ad?min?"},
+		{"line and paragraph separators", "a\u2028b\u2029c", "a?b?c"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var b strings.Builder
+			tw := table(&b)
+			row(tw, tc.in, "x")
+			tw.Flush()
+			if got := strings.TrimRight(strings.TrimSuffix(b.String(), "x\n"), " "); got != tc.want {
+				t.Errorf("row(%q) = %q, want %q", tc.in, got, tc.want)
+			}
+		})
+	}
+}

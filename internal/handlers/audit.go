@@ -1,11 +1,9 @@
 package handlers
 
 import (
-	"net"
 	"net/http"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -76,7 +74,11 @@ func (s *Server) audit(r *http.Request, action, clientID, actor, failure string,
 	fields := make([]zap.Field, 0, 6+len(extra))
 	fields = append(fields, zap.String("client_id", clientID), zap.String("actor", actor))
 	if r != nil {
-		fields = append(fields, zap.String("remote_ip", remoteIP(r)))
+		ip := r.RemoteAddr
+		if a, ok := clientAddr(r); ok {
+			ip = a.String()
+		}
+		fields = append(fields, zap.String("remote_ip", ip))
 	}
 	if failure == "" {
 		fields = append(fields, zap.String("outcome", "success"))
@@ -84,19 +86,6 @@ func (s *Server) audit(r *http.Request, action, clientID, actor, failure string,
 		fields = append(fields, zap.String("outcome", "failure"), zap.String("error", failure))
 	}
 	ce.Write(append(fields, extra...)...)
-}
-
-// remoteIP is the client IP Caddy determined (trusted_proxies respected),
-// or the connection's peer outside Caddy.
-func remoteIP(r *http.Request) string {
-	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
-		return ip
-	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 // registrant is who registered c: whoever held a run-time initial access

@@ -175,7 +175,9 @@ func compactJSON(raw json.RawMessage) json.RawMessage {
 
 // metadataPolicy is what the operator allows clients to register.
 type metadataPolicy struct {
-	// scopes lists the scopes a client may register; nil allows any.
+	// scopes is the operator's scopes_supported, the default scope of a
+	// client that registers none; nil allows any. supportedScopes adds
+	// openid.
 	scopes []string
 	// grantTypes, redirectSchemes, redirectHosts and noPublicClients
 	// are the operator's registration policy (see Limits and
@@ -289,21 +291,36 @@ func (pol metadataPolicy) validateMetadata(m *storage.Metadata) *Error {
 	return pol.checkOperatorPolicy(m)
 }
 
+// supportedScopes are the scopes this server accepts: nil (any) when the
+// operator listed none, else the operator's list with openid added. Every
+// /.well-known/openid-configuration claims OpenID Connect, which must
+// accept openid (OpenID Connect Discovery 1.0 §3), so an operator's list
+// cannot leave it out; the claim-releasing scopes (profile, email, ...)
+// stay the operator's choice. openid is accepted, never a default: a
+// client that registers no scope gets only the operator's list.
+func (pol metadataPolicy) supportedScopes() []string {
+	if pol.scopes == nil || slices.Contains(pol.scopes, scopeOpenID) {
+		return pol.scopes
+	}
+	return append([]string{scopeOpenID}, pol.scopes...)
+}
+
 // checkScope validates a space-delimited scope (RFC 6749 §3.3), drops
-// duplicates and checks each scope against the operator's list. An empty
-// scope defaults to every supported scope when the operator listed them.
+// duplicates and checks each scope against supportedScopes. An empty
+// scope defaults to the operator's list when there is one.
 func (pol metadataPolicy) checkScope(scope string) (string, *Error) {
 	tokens := dedupe(strings.Fields(scope))
 	if len(tokens) == 0 && pol.scopes != nil {
 		return strings.Join(pol.scopes, " "), nil
 	}
+	supported := pol.supportedScopes()
 	for _, t := range tokens {
 		if !isScopeToken(t) {
 			return "", ErrInvalidClientMetadata.WithDescription(fmt.Sprintf("scope %q has characters RFC 6749 §3.3 does not allow", t))
 		}
-		if pol.scopes != nil && !slices.Contains(pol.scopes, t) {
+		if supported != nil && !slices.Contains(supported, t) {
 			return "", ErrInvalidClientMetadata.WithDescription(fmt.Sprintf(
-				"scope %q is not supported; this server supports: %s", t, strings.Join(pol.scopes, " ")))
+				"scope %q is not supported; this server supports: %s", t, strings.Join(supported, " ")))
 		}
 	}
 	return strings.Join(tokens, " "), nil

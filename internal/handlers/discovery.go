@@ -60,7 +60,7 @@ func (s *Server) serveServerMetadata(w http.ResponseWriter, r *http.Request) {
 // serveOpenIDConfiguration serves the OpenID Connect discovery document
 // (OpenID Connect Discovery 1.0 §4): the RFC 8414 metadata, which carries
 // the OpenID Connect members too, with scopes_supported always present
-// (it lists openid when any scope is accepted).
+// (it lists openid whatever the operator's list; see supportedScopes).
 func (s *Server) serveOpenIDConfiguration(w http.ResponseWriter, r *http.Request) {
 	m := s.serverMetadata(r)
 	if m.ScopesSupported == nil {
@@ -69,7 +69,10 @@ func (s *Server) serveOpenIDConfiguration(w http.ResponseWriter, r *http.Request
 	writeWellKnown(w, r, m)
 }
 
-// serverMetadata is this server's metadata for a request.
+// serverMetadata is this server's metadata for a request. What a client
+// may register (grant types, authentication methods, metadata documents)
+// comes from the registration policy, so the document never offers what
+// registration refuses.
 func (s *Server) serverMetadata(r *http.Request) serverMetadata {
 	base := s.baseURL(r)
 	return serverMetadata{
@@ -78,17 +81,17 @@ func (s *Server) serverMetadata(r *http.Request) serverMetadata {
 		TokenEndpoint:                              base + s.cfg.TokenPath,
 		RegistrationEndpoint:                       base + s.cfg.RegistrationPath,
 		JWKSURI:                                    base + s.cfg.JWKSPath,
-		ScopesSupported:                            s.cfg.ScopesSupported,
+		ScopesSupported:                            s.policy.supportedScopes(),
 		ResponseTypesSupported:                     supportedResponseTypes,
-		GrantTypesSupported:                        tokenGrantTypes,
-		TokenEndpointAuthMethodsSupported:          supportedAuthMethods,
+		GrantTypesSupported:                        s.policy.allowedGrantTypes(),
+		TokenEndpointAuthMethodsSupported:          s.policy.allowedAuthMethods(),
 		CodeChallengeMethodsSupported:              []string{"S256"},
 		IntrospectionEndpoint:                      base + s.cfg.IntrospectionPath,
 		IntrospectionAuthMethodsSupported:          supportedAuthMethods[:2],
 		RevocationEndpoint:                         base + s.cfg.RevocationPath,
 		RevocationAuthMethodsSupported:             supportedAuthMethods,
 		AuthorizationResponseIssParameterSupported: true,
-		ClientIDMetadataDocumentSupported:          s.cimd != nil,
+		ClientIDMetadataDocumentSupported:          s.cimd != nil && s.policy.allowsMetadataDocuments(),
 		UserinfoEndpoint:                           base + s.cfg.UserinfoPath,
 		IDTokenSigningAlgValuesSupported:           []string{jwtAlg},
 		SubjectTypesSupported:                      []string{"public"},
@@ -118,7 +121,7 @@ func (s *Server) serveResourceMetadata(w http.ResponseWriter, r *http.Request) {
 	if suffix != "" && suffix != "/" {
 		res = s.baseURL(r) + suffix
 	}
-	scopes := s.cfg.ScopesSupported
+	scopes := s.policy.scopes // the operator's: openid is no scope of a resource
 	if scopes == nil {
 		scopes = s.cfg.RequireScope
 	}

@@ -1,6 +1,9 @@
 package handlers
 
-import "testing"
+import (
+	"slices"
+	"testing"
+)
 
 func TestDiscovery(t *testing.T) {
 	ts := newTestServer(t, Config{Issuer: "https://auth.example.com/tenant", ScopesSupported: []string{"read"}})
@@ -53,5 +56,83 @@ func TestWellKnownURL(t *testing.T) {
 		if got := wellKnownURL(in); got != want {
 			t.Errorf("wellKnownURL(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// The discovery documents offer only what registration accepts: with
+// public clients refused and grant types narrowed, neither none, metadata
+// documents nor the other grants are advertised.
+func TestDiscoveryFollowsRegistrationPolicy(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		limits       Limits
+		grants, auth []string
+		cimd         bool
+	}{
+		{"open", Limits{}, []string{"authorization_code", "client_credentials", "refresh_token"},
+			[]string{"client_secret_basic", "client_secret_post", "none"}, true},
+		{"no public clients", Limits{NoPublicClients: true}, []string{"authorization_code", "client_credentials", "refresh_token"},
+			[]string{"client_secret_basic", "client_secret_post"}, false},
+		{"client_credentials only", Limits{AllowedGrantTypes: []string{"client_credentials"}}, []string{"client_credentials"},
+			[]string{"client_secret_basic", "client_secret_post", "none"}, false},
+		{"narrowed, in server order", Limits{AllowedGrantTypes: []string{"refresh_token", "authorization_code"}}, []string{"authorization_code", "refresh_token"},
+			[]string{"client_secret_basic", "client_secret_post", "none"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ts := newTestServer(t, Config{Limits: tc.limits, MetadataDocuments: &MetadataDocumentConfig{}})
+			for _, p := range []string{"/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"} {
+				w, m := ts.do("GET", p, "", "", "")
+				if w.Code != 200 {
+					t.Fatalf("%s: %d", p, w.Code)
+				}
+				if got := strs(m["grant_types_supported"]); !slices.Equal(got, tc.grants) {
+					t.Errorf("%s: grant_types_supported %v, want %v", p, got, tc.grants)
+				}
+				if got := strs(m["token_endpoint_auth_methods_supported"]); !slices.Equal(got, tc.auth) {
+					t.Errorf("%s: token_endpoint_auth_methods_supported %v, want %v", p, got, tc.auth)
+				}
+				if m["client_id_metadata_document_supported"] != tc.cimd {
+					t.Errorf("%s: client_id_metadata_document_supported %v, want %v", p, m["client_id_metadata_document_supported"], tc.cimd)
+				}
+			}
+		})
+	}
+}
+
+func strs(v any) []string {
+	var out []string
+	for _, e := range v.([]any) {
+		out = append(out, e.(string))
+	}
+	return out
+}
+
+// An operator's scopes_supported without openid still leaves an OpenID
+// Connect provider: discovery lists openid, registration and the
+// authorization endpoint accept it and the code exchange returns an ID
+// token. openid is no default and no scope of the protected resource.
+func TestScopesSupportedAlwaysAcceptsOpenID(t *testing.T) {
+	ts := newTestServer(t, Config{ScopesSupported: []string{"read"}})
+	for _, p := range []string{"/.well-known/openid-configuration", "/.well-known/oauth-authorization-server"} {
+		if _, m := ts.do("GET", p, "", "", ""); !slices.Equal(strs(m["scopes_supported"]), []string{"openid", "read"}) {
+			t.Errorf("%s: scopes_supported %v", p, m["scopes_supported"])
+		}
+	}
+	if _, m := ts.do("GET", "/.well-known/oauth-protected-resource", "", "", ""); !slices.Equal(strs(m["scopes_supported"]), []string{"read"}) {
+		t.Errorf("resource scopes_supported %v", m["scopes_supported"])
+	}
+	if m := ts.register(`{"grant_types":["client_credentials"]}`); m["scope"] != "read" {
+		t.Errorf("default scope %v", m["scope"])
+	}
+	if w, m := ts.do("POST", "/oauth/register", "", "application/json", `{"grant_types":["client_credentials"],"scope":"read profile"}`); w.Code != 400 || m["error"] != "invalid_client_metadata" {
+		t.Errorf("scope outside the list: %d %v", w.Code, m)
+	}
+
+	id, params := ts.publicClient(`,"scope":"openid read"`)
+	page := ts.authorize("GET", with(params, "scope", "openid read", "nonce", "n-1"), "alice")
+	_, q := redirectParams(t, ts.approve(page, "alice", "approve"))
+	w, m := ts.exchange(id, q.Get("code"), testVerifier, params.Get("redirect_uri"))
+	if w.Code != 200 || m["scope"] != "openid read" || m["id_token"] == nil {
+		t.Fatalf("code exchange: %d %v", w.Code, m)
 	}
 }

@@ -43,14 +43,6 @@ type Limits struct {
 	NoPublicClients bool
 }
 
-// limiter returns the registration limiter, nil when there is no limit.
-func (l Limits) limiter() *rateLimiter {
-	if l.RegistrationBurst <= 0 || l.RegistrationWindow <= 0 {
-		return nil
-	}
-	return newRateLimiter(l.RegistrationBurst, l.RegistrationWindow, l.RegistrationExempt)
-}
-
 // maxClientsReapAge is how old a never-used client must be before
 // max_clients may reap it to make room: younger ones may be in the middle
 // of their first authorization.

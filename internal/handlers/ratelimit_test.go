@@ -31,6 +31,7 @@ func TestRateLimiterBucket(t *testing.T) {
 		{"another /64 does not", []string{"2001:db8::1", "2001:db8::2", "2001:db8::3", "2001:db8:0:1::1"}, 0, true, 0},
 		{"an IPv4-mapped address is its IPv4 address", []string{"192.0.2.1", "::ffff:192.0.2.1", "192.0.2.1", "::ffff:192.0.2.1"}, 0, false, 20 * time.Second},
 		{"exempt addresses are not limited", []string{"203.0.113.9", "203.0.113.9", "203.0.113.9", "203.0.113.9", "203.0.113.9"}, 0, true, 0},
+		{"an IPv4-mapped exempt address is exempt", []string{"::ffff:203.0.113.9", "::ffff:203.0.113.9", "::ffff:203.0.113.9", "::ffff:203.0.113.9"}, 0, true, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			l := newRateLimiter(3, time.Minute, exempt) // one token per 20 s
@@ -120,5 +121,54 @@ func TestRegistrationLimitAnswers429(t *testing.T) {
 	ts.clock = ts.clock.Add(30 * time.Second)
 	if w := register("192.0.2.7"); w.Code != http.StatusCreated {
 		t.Errorf("after a refill: %d", w.Code)
+	}
+}
+
+// The buckets belong to the store, by burst and window: a config reload
+// (a new Server before the old one closes) and a second dcr handler on the
+// same store take from the same buckets instead of each giving a fresh
+// burst. Exemptions stay each handler's own.
+func TestRegistrationLimitIsSharedPerStore(t *testing.T) {
+	store := memStore(t)
+	limits := Limits{RegistrationBurst: 2, RegistrationWindow: time.Minute}
+	now := time.Unix(1_700_000_000, 0)
+	newServer := func(l Limits) *Server {
+		t.Helper()
+		srv, err := New(t.Context(), store, Config{Limits: l, Now: func() time.Time { return now }}.WithDefaults())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return srv
+	}
+	addr := netip.MustParseAddr("192.0.2.7")
+	old := newServer(limits)
+	for range 2 {
+		if ok, _ := old.limiter.allow(addr, now); !ok {
+			t.Fatal("refused within the burst")
+		}
+	}
+	// A reload: the new config is provisioned before the old one closes.
+	reloaded := newServer(limits)
+	old.Close()
+	if ok, _ := reloaded.limiter.allow(addr, now); ok {
+		t.Error("a reload gave a fresh burst")
+	}
+	exempting := newServer(Limits{RegistrationBurst: 2, RegistrationWindow: time.Minute,
+		RegistrationExempt: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}})
+	if ok, _ := exempting.limiter.allow(addr, now); !ok {
+		t.Error("a handler's own exemption was not applied")
+	}
+	if reloaded.limiter.limitTable != exempting.limiter.limitTable {
+		t.Error("two handlers with one burst and window have separate buckets")
+	}
+	other := newServer(Limits{RegistrationBurst: 3, RegistrationWindow: time.Minute})
+	if ok, _ := other.limiter.allow(addr, now); !ok {
+		t.Error("another burst shares the buckets of the first")
+	}
+	for _, s := range []*Server{reloaded, exempting, other} {
+		s.Close()
+	}
+	if n := len(limitTablesOf(store).m); n != 0 {
+		t.Errorf("%d tables kept after every Server closed", n)
 	}
 }

@@ -46,6 +46,33 @@ func (pol metadataPolicy) checkOperatorPolicy(m *storage.Metadata) *Error {
 	return nil
 }
 
+// allowedAuthMethods are the token endpoint authentication methods a
+// client may register: every supported one but none when public clients
+// are refused. Discovery advertises this list, so it cannot drift from
+// checkOperatorPolicy.
+func (pol metadataPolicy) allowedAuthMethods() []string {
+	if !pol.noPublicClients {
+		return supportedAuthMethods
+	}
+	return slices.DeleteFunc(slices.Clone(supportedAuthMethods), func(m string) bool { return m == storage.AuthMethodNone })
+}
+
+// allowedGrantTypes are the grant types a client may register: the
+// operator's list, in the server's order, or every supported one.
+func (pol metadataPolicy) allowedGrantTypes() []string {
+	if pol.grantTypes == nil {
+		return supportedGrantTypes
+	}
+	return slices.DeleteFunc(slices.Clone(supportedGrantTypes), func(g string) bool { return !slices.Contains(pol.grantTypes, g) })
+}
+
+// allowsMetadataDocuments reports whether a client described by a metadata
+// document could pass the policy at all: such a client is public and uses
+// the authorization code grant (see parseDocument).
+func (pol metadataPolicy) allowsMetadataDocuments() bool {
+	return !pol.noPublicClients && slices.Contains(pol.allowedGrantTypes(), grantAuthorizationCode)
+}
+
 // hostAllowed reports whether host is one of allowed, compared without
 // case; "*.example.com" allows every name below example.com (not
 // example.com itself).

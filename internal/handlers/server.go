@@ -142,6 +142,8 @@ type Server struct {
 	tokens *tokenCache
 	// releaseCache lets go of this server's claim on the size of tokens.
 	releaseCache func()
+	// releaseLimiter lets go of this server's share of limiter's buckets.
+	releaseLimiter func()
 	// csrfKey signs consent forms; cimd fetches client ID metadata
 	// documents (nil when they are off).
 	csrfKey []byte
@@ -237,11 +239,14 @@ func New(ctx context.Context, store storage.Store, cfg Config) (*Server, error) 
 		policy: metadataPolicy{scopes: cfg.ScopesSupported, grantTypes: cfg.Limits.AllowedGrantTypes,
 			redirectSchemes: cfg.Limits.AllowedRedirectSchemes, redirectHosts: cfg.Limits.AllowedRedirectHosts,
 			noPublicClients: cfg.Limits.NoPublicClients},
-		limiter: cfg.Limits.limiter(),
-		log:     cfg.Logger,
-		now:     cfg.Now,
+		log: cfg.Logger,
+		now: cfg.Now,
 	}
 	s.auditLog = cfg.AuditLogger
+	// The token and authorization endpoints check scopes against
+	// cfg.ScopesSupported: give them the same list as registration and
+	// discovery.
+	s.cfg.ScopesSupported = s.policy.supportedScopes()
 	if cfg.Issuer != "" {
 		u, err := url.Parse(cfg.Issuer)
 		if err != nil || u.Scheme == "" || u.Host == "" {
@@ -293,17 +298,24 @@ func New(ctx context.Context, store storage.Store, cfg Config) (*Server, error) 
 	if err := s.setupLogins(ctx); err != nil {
 		return nil, err
 	}
-	// Last, so that a New that fails holds no share of the cache.
+	// Last, so that a New that fails holds no share of the cache or of
+	// the registration limit's buckets.
 	s.releaseCache = s.tokens.want(max(cfg.TokenCacheSize, 1))
+	s.limiter, s.releaseLimiter = limitTablesOf(store).limiter(cfg.Limits)
 	return s, nil
 }
 
 // Close lets go of what New took that outlives the Server: its share of
-// the store's token cache. The store stays open.
+// the store's token cache and of its registration limit buckets. The
+// store stays open.
 func (s *Server) Close() {
 	if s.releaseCache != nil {
 		s.releaseCache()
 		s.releaseCache = nil
+	}
+	if s.releaseLimiter != nil {
+		s.releaseLimiter()
+		s.releaseLimiter = nil
 	}
 }
 

@@ -7,7 +7,6 @@ package login
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -157,9 +156,6 @@ type Identity struct {
 	orgs  []string
 	teams []string
 }
-
-// ErrRefused is returned by Allowed's callers when no rule lets the person in.
-var ErrRefused = errors.New("no allow rule lets this person in")
 
 // Allowed reports whether a rule of c lets the person in.
 func (c *Config) Allowed(id *Identity) bool {
