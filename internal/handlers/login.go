@@ -104,9 +104,11 @@ type loginState struct {
 	keysMu sync.Mutex
 	keys   map[int64][]byte
 	// starts bounds how fast sign-ins start, perAddress how fast one
-	// client address starts them.
-	starts     startLimiter
-	perAddress *rateLimiter
+	// client address starts them (a table shared by the handlers on the
+	// store, across reloads; see shareSignInLimit).
+	starts            startLimiter
+	perAddress        *rateLimiter
+	releasePerAddress func()
 }
 
 // setupLogins prepares the upstream logins of cfg, reading the session key
@@ -116,8 +118,7 @@ func (s *Server) setupLogins(ctx context.Context) error {
 	if len(s.cfg.Logins) == 0 {
 		return nil
 	}
-	ls := &loginState{byName: map[string]*login.Login{}, ttl: s.cfg.SessionTTL, keys: map[int64][]byte{},
-		perAddress: newRateLimiter(loginStartsPerAddress, loginStartsWindow, nil)}
+	ls := &loginState{byName: map[string]*login.Login{}, ttl: s.cfg.SessionTTL, keys: map[int64][]byte{}}
 	for _, l := range s.cfg.Logins {
 		if _, dup := ls.byName[l.Name]; dup {
 			return fmt.Errorf("two logins are named %s", l.Name)
@@ -131,6 +132,16 @@ func (s *Server) setupLogins(ctx context.Context) error {
 		return fmt.Errorf("reading the session key: %w", err)
 	}
 	return nil
+}
+
+// shareSignInLimit takes this server's share of its store's per-address
+// sign-in table; Close lets go of it.
+func (s *Server) shareSignInLimit() {
+	if s.logins == nil {
+		return
+	}
+	table, release := limitTablesOf(s.store).share(limitKey{"sign-in", loginStartsPerAddress, loginStartsWindow})
+	s.logins.perAddress, s.logins.releasePerAddress = &rateLimiter{limitTable: table}, release
 }
 
 // SessionKeyPeriod is how long one key seals new session cookies before

@@ -684,3 +684,28 @@ func TestSessionKeyRotates(t *testing.T) {
 		t.Fatal("an old cookie relabelled with a current period was accepted")
 	}
 }
+
+// The per-address sign-in limit survives a reload (a new Server on the
+// same store shares its buckets) and never shares buckets with a
+// registration limit of the same numbers.
+func TestSignInLimitIsSharedPerStore(t *testing.T) {
+	m := startMockOIDC(t)
+	ts, _ := loginServer(t, m, login.Config{})
+	cfg := ts.srv.cfg
+	cfg.Limits.RegistrationBurst, cfg.Limits.RegistrationWindow = loginStartsPerAddress, loginStartsWindow
+	reloaded, err := New(t.Context(), ts.store, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reloaded.logins.perAddress.limitTable != ts.srv.logins.perAddress.limitTable {
+		t.Error("a reload starts the sign-in buckets afresh")
+	}
+	if reloaded.limiter.limitTable == reloaded.logins.perAddress.limitTable {
+		t.Error("sign-ins and registrations share buckets")
+	}
+	reloaded.Close()
+	ts.srv.Close()
+	if n := len(limitTablesOf(ts.store).m); n != 0 {
+		t.Errorf("%d tables kept after every Server closed", n)
+	}
+}

@@ -74,9 +74,12 @@ type limitTables struct {
 	m  map[limitKey]*sharedLimitTable
 }
 
+// limitKey names a table: what it limits (registrations, sign-ins), and
+// its burst and window.
 type limitKey struct {
-	burst  int
-	window time.Duration
+	purpose string
+	burst   int
+	window  time.Duration
 }
 
 type sharedLimitTable struct {
@@ -105,7 +108,13 @@ func (lt *limitTables) limiter(lim Limits) (l *rateLimiter, release func()) {
 	if lim.RegistrationBurst <= 0 || lim.RegistrationWindow <= 0 {
 		return nil, func() {}
 	}
-	key := limitKey{lim.RegistrationBurst, lim.RegistrationWindow}
+	table, release := lt.share(limitKey{"registration", lim.RegistrationBurst, lim.RegistrationWindow})
+	return &rateLimiter{exempt: lim.RegistrationExempt, limitTable: table}, release
+}
+
+// share returns the table key names, made if need be, and the function
+// that lets go of it.
+func (lt *limitTables) share(key limitKey) (*limitTable, func()) {
 	lt.mu.Lock()
 	defer lt.mu.Unlock()
 	sh := lt.m[key]
@@ -115,7 +124,7 @@ func (lt *limitTables) limiter(lim Limits) (l *rateLimiter, release func()) {
 	}
 	sh.users++
 	var once sync.Once
-	return &rateLimiter{exempt: lim.RegistrationExempt, limitTable: sh.table}, func() {
+	return sh.table, func() {
 		once.Do(func() {
 			lt.mu.Lock()
 			defer lt.mu.Unlock()

@@ -299,15 +299,16 @@ func New(ctx context.Context, store storage.Store, cfg Config) (*Server, error) 
 		return nil, err
 	}
 	// Last, so that a New that fails holds no share of the cache or of
-	// the registration limit's buckets.
+	// the registration and sign-in limits' buckets.
 	s.releaseCache = s.tokens.want(max(cfg.TokenCacheSize, 1))
 	s.limiter, s.releaseLimiter = limitTablesOf(store).limiter(cfg.Limits)
+	s.shareSignInLimit()
 	return s, nil
 }
 
 // Close lets go of what New took that outlives the Server: its share of
-// the store's token cache and of its registration limit buckets. The
-// store stays open.
+// the store's token cache and of its registration and sign-in limits'
+// buckets. The store stays open.
 func (s *Server) Close() {
 	if s.releaseCache != nil {
 		s.releaseCache()
@@ -316,6 +317,10 @@ func (s *Server) Close() {
 	if s.releaseLimiter != nil {
 		s.releaseLimiter()
 		s.releaseLimiter = nil
+	}
+	if s.logins != nil && s.logins.releasePerAddress != nil {
+		s.logins.releasePerAddress()
+		s.logins.releasePerAddress = nil
 	}
 }
 
