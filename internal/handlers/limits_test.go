@@ -61,7 +61,7 @@ func TestMaxClients(t *testing.T) {
 	ts.clock = ts.clock.Add(time.Hour)
 	keep := true
 	for _, id := range []string{young, m["client_id"].(string)} {
-		if _, err := ts.store.SetClientSettings(t.Context(), id, storage.ClientSettings{Keep: &keep}); err != nil {
+		if err := ts.setSettings(id, storage.ClientSettings{Keep: &keep}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -367,8 +367,25 @@ func (s *Store) updateClient(ctx context.Context, id string, fn func(c *storage.
 }
 
 // SetClientSettings implements storage.Store.
-func (s *Store) SetClientSettings(ctx context.Context, id string, settings storage.ClientSettings) (*storage.Client, error) {
-	return s.updateClient(ctx, id, func(c *storage.Client) { c.Settings = settings })
+func (s *Store) SetClientSettings(ctx context.Context, id string, old, settings storage.ClientSettings) (*storage.Client, error) {
+	var c *storage.Client
+	err := s.update(ctx, func(txn *bdb.Txn) error {
+		var err error
+		if c, err = getClient(txn, id); err != nil {
+			return err
+		}
+		// Compared inside the transaction: a concurrent write of the
+		// client makes this one conflict and retry, and compare again.
+		if !c.Settings.Equal(old) {
+			return storage.ErrConflict
+		}
+		c.Settings = settings
+		return putClient(txn, c)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // TouchClient implements storage.Store.
