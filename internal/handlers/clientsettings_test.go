@@ -207,3 +207,26 @@ func TestConcurrentSettingsPatchesLoseNothing(t *testing.T) {
 		}
 	}
 }
+
+// The operator's scope for a client is checked as a registered scope is,
+// against scopes_supported: one the server does not support would leave
+// the client nothing but invalid_scope.
+func TestSettingsPatchRefusesUnsupportedScope(t *testing.T) {
+	ts := newTestServer(t, Config{ScopesSupported: []string{"read", "write"}})
+	id, _ := ts.machineClient("")
+	_, err := ts.srv.PatchClientSettings(httptest.NewRequest("PATCH", "/", nil), id, []byte(`{"scope":"read admin superuser"}`))
+	var oe *Error
+	if !errors.As(err, &oe) || oe.Status != http.StatusBadRequest || !strings.Contains(oe.Error(), `"admin"`) {
+		t.Fatalf("patch with an unsupported scope: %v, want a 400 naming it", err)
+	}
+	c, err := ts.store.Client(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Settings.Scope != "" {
+		t.Fatalf("a refused patch stored scope %q", c.Settings.Scope)
+	}
+	if _, err := ts.srv.PatchClientSettings(httptest.NewRequest("PATCH", "/", nil), id, []byte(`{"scope":"write write"}`)); err != nil {
+		t.Fatalf("patch with a supported scope: %v", err)
+	}
+}
