@@ -125,11 +125,12 @@ func (s *Server) ListClients(ctx context.Context, cursor string, limit int, f Cl
 }
 
 // CreateClient registers a client for the operator from RFC 7591
-// metadata, validated as the registration endpoint validates it; a
-// confidential client's secret and the registration access token are in
-// the answer and nowhere else. Invalid metadata is an *Error.
+// metadata, validated as the registration endpoint validates it but for
+// the registration policy (forOperator); a confidential client's secret
+// and the registration access token are in the answer and nowhere else.
+// Invalid metadata is an *Error.
 func (s *Server) CreateClient(r *http.Request, body []byte) (*ClientView, error) {
-	req, oerr := s.checkMetadata(body)
+	req, oerr := s.checkMetadata(body, s.policy.forOperator())
 	if oerr != nil {
 		s.audit(r, auditRegister, "", actorOperator, oerr.Code, nil)
 		return nil, oerr
