@@ -24,9 +24,10 @@ import (
 // Key prefixes. Every record kind has its own, so a prefix scan never
 // crosses kinds.
 const (
-	prefixClient            = "c/" // c/<client id> -> Client JSON
-	prefixRegistrationToken = "r/" // r/<hex sha256 of token> -> client id
-	prefixInitialToken      = "i/" // i/<id> -> InitialAccessToken JSON
+	prefixClient            = "c/"   // c/<client id> -> Client JSON
+	prefixRegistrationToken = "r/"   // r/<hex sha256 of token> -> client id
+	prefixInitialToken      = "i/"   // i/<id> -> InitialAccessToken JSON
+	prefixInitialTokenHash  = "i-h/" // i-h/<hex sha256 of token> -> id
 )
 
 // maxConflictRetries bounds how often a write that lost a race with a
@@ -141,6 +142,10 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("counting clients in %s: %w", dir, err)
 	}
 	s.clients.Store(n)
+	if err := s.indexInitialTokens(); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("indexing initial access tokens in %s: %w", dir, err)
+	}
 	s.wg.Add(1)
 	go s.maintain(opts.GCInterval, opts.CompactInterval, !opts.InMemory)
 	return s, nil
