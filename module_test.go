@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -54,13 +55,23 @@ func TestValidate(t *testing.T) {
 }
 
 // provision provisions h with a context of its own and returns the
-// function that cancels it, as Caddy does when a config is unloaded: that
-// cleans up the storage module and lets go of the store.
+// function that unloads it as Caddy unloads a config: cancelling the
+// context cleans up the storage module, which lets go of the store, and
+// then (Caddy's order is a map's) the handler is cleaned up.
 func provision(t *testing.T, h *Handler) (func(), error) {
 	t.Helper()
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	t.Cleanup(cancel)
-	return cancel, h.Provision(ctx)
+	var once sync.Once
+	unload := func() {
+		once.Do(func() {
+			cancel()
+			if err := h.Cleanup(); err != nil {
+				t.Errorf("cleanup: %v", err)
+			}
+		})
+	}
+	t.Cleanup(unload)
+	return unload, h.Provision(ctx)
 }
 
 func storageJSON(dir string) json.RawMessage { return json.RawMessage(strconv.Quote(dir)) }
@@ -87,8 +98,9 @@ func TestSharedStore(t *testing.T) {
 	if err != nil {
 		t.Fatalf("second handler on the same storage: %v", err)
 	}
-	if n := storage.References(key); n != 2 {
-		t.Fatalf("%d references, want 2", n)
+	// One each, and the reaper's (see reaper).
+	if n := storage.References(key); n != 3 {
+		t.Fatalf("%d references, want 3", n)
 	}
 	// Another sync_writes on the same directory is an error, not a
 	// silent choice.
@@ -97,8 +109,8 @@ func TestSharedStore(t *testing.T) {
 		t.Fatalf("different sync_writes on one directory: %v", err)
 	}
 	unloadA()
-	if n := storage.References(key); n != 1 {
-		t.Fatalf("%d references after one unload, want 1", n)
+	if n := storage.References(key); n != 2 {
+		t.Fatalf("%d references after one unload, want 2", n)
 	}
 	unloadB()
 	if n := storage.References(key); n != 0 {
@@ -120,8 +132,8 @@ func TestCleanupAfterFailedProvision(t *testing.T) {
 		t.Fatalf("got %v, want an initial_access_token error", err)
 	}
 	unload()
-	if n := storage.References("badger:" + dir); n != 1 {
-		t.Fatalf("%d references, want the running config's 1", n)
+	if n := storage.References("badger:" + dir); n != 2 {
+		t.Fatalf("%d references, want the running config's and its reaper's 2", n)
 	}
 }
 

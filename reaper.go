@@ -34,10 +34,17 @@ type reapTTLs struct{ unused, idle time.Duration }
 // by the pool entry and stopped by Destruct, when the last handler lets
 // go. Instances sharing a PostgreSQL database each run one; the store
 // has them reap one at a time, and each client is removed once.
+//
+// The reaper holds a reference to the shared store of its own
+// (storage.Acquire), dropped by Destruct once its goroutine ended: Caddy
+// cleans a config's modules up in map order, so the storage module may let
+// go of the store before the handlers let go of the reaper, and without
+// it the store could close under a pass, or before the next one.
 type reaper struct {
-	store storage.Store
-	log   *zap.Logger
-	now   func() time.Time
+	store    storage.Store
+	storeKey string // storage.Acquire's key; "" for a store not shared
+	log      *zap.Logger
+	now      func() time.Time
 
 	mu       sync.Mutex
 	handlers map[*Handler]reapTTLs
@@ -52,7 +59,11 @@ type reaper struct {
 func joinReaper(store storage.Store, h *Handler, ttls reapTTLs, log *zap.Logger) (*reaper, string, error) {
 	key := fmt.Sprintf("reaper:%p", store)
 	v, _, err := reapers.LoadOrNew(key, func() (caddy.Destructor, error) {
-		return newReaper(store, log, time.Now), nil
+		r, err := newReaper(store, log, time.Now)
+		if err != nil {
+			return nil, err
+		}
+		return r, nil
 	})
 	if err != nil {
 		return nil, "", err
@@ -64,11 +75,16 @@ func joinReaper(store storage.Store, h *Handler, ttls reapTTLs, log *zap.Logger)
 	return r, key, nil
 }
 
-func newReaper(store storage.Store, log *zap.Logger, now func() time.Time) *reaper {
+func newReaper(store storage.Store, log *zap.Logger, now func() time.Time) (*reaper, error) {
+	key, err := storage.Acquire(store)
+	if err != nil {
+		return nil, fmt.Errorf("starting the reaper: %w", err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &reaper{store: store, log: log, now: now, handlers: map[*Handler]reapTTLs{}, cancel: cancel, done: make(chan struct{})}
+	r := &reaper{store: store, storeKey: key, log: log, now: now, handlers: map[*Handler]reapTTLs{},
+		cancel: cancel, done: make(chan struct{})}
 	go r.run(ctx)
-	return r
+	return r, nil
 }
 
 // leave removes h's TTLs.
@@ -78,11 +94,17 @@ func (r *reaper) leave(h *Handler) {
 	r.mu.Unlock()
 }
 
-// Destruct stops the reaper, waiting for a pass under way to end.
+// Destruct stops the reaper, waiting for a pass under way to end, then
+// lets go of its reference to the store (the last one closes it).
 func (r *reaper) Destruct() error {
 	r.cancel()
 	<-r.done
-	return nil
+	if r.storeKey == "" {
+		return nil
+	}
+	// Caddy's logger, not the handler's: the store may outlive the
+	// config whose logger that is.
+	return storage.Release(r.storeKey, caddy.Log().Named("dcr.storage"))
 }
 
 // run reaps every reapInterval until ctx is cancelled (Destruct).

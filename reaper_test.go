@@ -162,3 +162,41 @@ func TestReaperIsSharedPerStore(t *testing.T) {
 		t.Fatalf("cleanup without provision: %v", err)
 	}
 }
+
+// The reaper keeps its store open until it has stopped: the storage
+// module may let go of the store first (Caddy cleans modules up in map
+// order), and a pass must never run on a closed store.
+func TestReaperKeepsItsStoreOpenUntilItStops(t *testing.T) {
+	ctx := t.Context()
+	const key = "test:reaper-lifetime"
+	store, err := storage.Share(ctx, key, nil, func() (storage.Store, error) {
+		return badger.Open("", badger.Options{InMemory: true})
+	}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := newReaper(store, zap.NewNop(), time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The storage module's Cleanup, before the handler's.
+	if err := storage.Release(key, zap.NewNop()); err != nil {
+		t.Fatal(err)
+	}
+	if n := storage.References(key); n != 1 {
+		t.Fatalf("%d references after the module let go, want the reaper's", n)
+	}
+	r.mu.Lock()
+	r.handlers[new(Handler)] = reapTTLs{unused: time.Hour}
+	r.mu.Unlock()
+	r.reap(ctx) // a pass on the open store
+	if _, _, err := store.Clients(ctx, "", 1); err != nil {
+		t.Fatalf("the store closed under the reaper: %v", err)
+	}
+	if err := r.Destruct(); err != nil {
+		t.Fatal(err)
+	}
+	if n := storage.References(key); n != 0 {
+		t.Fatalf("%d references after the reaper stopped", n)
+	}
+}

@@ -394,17 +394,24 @@ func (c *Cached) CreateClientWithInitialAccessToken(ctx context.Context, cl *Cli
 }
 
 // SetClientSettings implements Store; the cached copy is dropped first.
-func (c *Cached) SetClientSettings(ctx context.Context, id string, s ClientSettings) (*Client, error) {
+func (c *Cached) SetClientSettings(ctx context.Context, id string, old, s ClientSettings) (*Client, error) {
 	c.forgetClient(id)
 	if s.Disabled {
 		// Refused from before the write, so that no token is accepted
 		// once the caller hears the client is disabled.
 		c.setDisabled(id, true)
 	}
-	cl, err := c.Store.SetClientSettings(ctx, id, s)
+	cl, err := c.Store.SetClientSettings(ctx, id, old, s)
 	c.forgetClient(id)
-	if err == nil {
+	switch {
+	case err == nil:
 		c.setDisabled(id, cl.Settings.Disabled)
+	case errors.Is(err, ErrConflict):
+		// Nothing was written: undo the early refusal unless the
+		// client is disabled as stored.
+		if stored, rerr := c.Store.Client(ctx, id); rerr == nil {
+			c.setDisabled(id, stored.Settings.Disabled)
+		}
 	}
 	return cl, err
 }

@@ -25,7 +25,7 @@ func TestCachedRefusesDisabledClients(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := db.SetClientSettings(ctx, "was-disabled", storage.ClientSettings{Disabled: true}); err != nil {
+	if _, err := db.SetClientSettings(ctx, "was-disabled", storage.ClientSettings{}, storage.ClientSettings{Disabled: true}); err != nil {
 		t.Fatal(err)
 	}
 	c, err := storage.NewCached(ctx, db, nil)
@@ -44,13 +44,13 @@ func TestCachedRefusesDisabledClients(t *testing.T) {
 	if !refused("was-disabled") || refused("app") {
 		t.Fatal("the view did not start with the disabled clients")
 	}
-	if _, err := c.SetClientSettings(ctx, "app", storage.ClientSettings{Disabled: true}); err != nil {
+	if _, err := c.SetClientSettings(ctx, "app", storage.ClientSettings{}, storage.ClientSettings{Disabled: true}); err != nil {
 		t.Fatal(err)
 	}
 	if !refused("app") {
 		t.Fatal("a client disabled through the view is not refused")
 	}
-	if _, err := c.SetClientSettings(ctx, "app", storage.ClientSettings{}); err != nil {
+	if _, err := c.SetClientSettings(ctx, "app", storage.ClientSettings{Disabled: true}, storage.ClientSettings{}); err != nil {
 		t.Fatal(err)
 	}
 	if refused("app") {

@@ -84,6 +84,22 @@ type ClientSettings struct {
 	Keep *bool `json:"keep,omitempty"`
 }
 
+// Equal reports whether s and o are the same settings (Keep compared by
+// value).
+func (s ClientSettings) Equal(o ClientSettings) bool {
+	keep := func(k *bool) int {
+		switch {
+		case k == nil:
+			return 0
+		case *k:
+			return 1
+		}
+		return 2
+	}
+	return s.Disabled == o.Disabled && s.AccessTokenTTL == o.AccessTokenTTL &&
+		s.RefreshTokenTTL == o.RefreshTokenTTL && s.Scope == o.Scope && keep(s.Keep) == keep(o.Keep)
+}
+
 // Metadata is the client metadata of RFC 7591 §2 as registered, after the
 // server applied its defaults. Fields the server does not know are kept in
 // Extra and echoed back, as RFC 7591 §3.2.1 expects of extensions.

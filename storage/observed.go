@@ -294,9 +294,9 @@ func (o observed) CreateClientWithInitialAccessToken(ctx context.Context, c *Cli
 }
 
 // SetClientSettings implements Store, timed.
-func (o observed) SetClientSettings(ctx context.Context, id string, cs ClientSettings) (*Client, error) {
+func (o observed) SetClientSettings(ctx context.Context, id string, old, cs ClientSettings) (*Client, error) {
 	start := time.Now()
-	v, err := o.Store.SetClientSettings(ctx, id, cs)
+	v, err := o.Store.SetClientSettings(ctx, id, old, cs)
 	done(opSetClientSettings, start, err)
 	return v, err
 }

@@ -92,6 +92,31 @@ func Release(key string, log *zap.Logger) error {
 	return err
 }
 
+// errNotShared is Acquire's answer for a store not open through Share.
+var errNotShared = errors.New("the store is not open through Share")
+
+// Acquire takes one more reference to s, a store Share opened and that is
+// still open, for a user that must keep it open until it is done with it
+// (a background job whose end is not tied to a module's Cleanup: Caddy
+// cleans a config's modules up in no set order). It returns the key that
+// Release takes to drop the reference, or "" and no error for a store
+// that Share did not open: its owner closes it.
+func Acquire(s Store) (string, error) {
+	key := NameOf(s)
+	if key == "" {
+		return "", nil
+	}
+	v, _, err := stores.LoadOrNew(key, func() (caddy.Destructor, error) { return nil, errNotShared })
+	if err != nil {
+		return "", fmt.Errorf("%s was closed: %w", key, err)
+	}
+	if v.(pooled).Cached != s {
+		_, _ = stores.Delete(key)
+		return "", fmt.Errorf("%s was closed and opened again: %w", key, errNotShared)
+	}
+	return key, nil
+}
+
 // References reports how many users hold the store under key (0 when it
 // is not open).
 func References(key string) int {

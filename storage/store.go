@@ -78,9 +78,11 @@ type Store interface {
 	// Settings, which have writers of their own. A missing client is
 	// ErrNotFound.
 	ReplaceClient(ctx context.Context, c *Client, tokenHash []byte) error
-	// SetClientSettings replaces a client's operator settings and returns
-	// the client as stored. A missing client is ErrNotFound.
-	SetClientSettings(ctx context.Context, id string, s ClientSettings) (*Client, error)
+	// SetClientSettings replaces a client's operator settings with s, if
+	// they are still old (ErrConflict otherwise, and nothing changes: a
+	// concurrent write came first; read the client again and retry), and
+	// returns the client as stored. A missing client is ErrNotFound.
+	SetClientSettings(ctx context.Context, id string, old, s ClientSettings) (*Client, error)
 	// TouchClient records that a token was issued to the client at the
 	// unix time at. LastUsedAt only moves forward. A missing client is
 	// ErrNotFound.

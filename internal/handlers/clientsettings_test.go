@@ -1,14 +1,28 @@
 package handlers
 
 import (
+	"errors"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/caddy-dcr/caddy-dcr/storage"
 )
+
+// setSettings replaces a client's settings, whatever they are.
+func (ts *testServer) setSettings(id string, s storage.ClientSettings) error {
+	c, err := ts.store.Client(ts.t.Context(), id)
+	if err != nil {
+		return err
+	}
+	_, err = ts.store.SetClientSettings(ts.t.Context(), id, c.Settings, s)
+	return err
+}
 
 // A disabled client gets invalid_client wherever it authenticates, its
 // access tokens are refused by the gate, and it works again once enabled.
@@ -20,7 +34,7 @@ func TestDisabledClientIsRefusedEverywhere(t *testing.T) {
 	if code, _ := ts.gated("/api", "Bearer "+access); code != http.StatusTeapot {
 		t.Fatalf("gate before disabling: %d", code)
 	}
-	if _, err := ts.store.SetClientSettings(t.Context(), id, storage.ClientSettings{Disabled: true}); err != nil {
+	if err := ts.setSettings(id, storage.ClientSettings{Disabled: true}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -56,7 +70,7 @@ func TestDisabledClientIsRefusedEverywhere(t *testing.T) {
 	})
 	t.Run("authorization", func(t *testing.T) {
 		pid, params := ts.publicClient("")
-		if _, err := ts.store.SetClientSettings(t.Context(), pid, storage.ClientSettings{Disabled: true}); err != nil {
+		if err := ts.setSettings(pid, storage.ClientSettings{Disabled: true}); err != nil {
 			t.Fatal(err)
 		}
 		w := ts.authorize("GET", params, "alice")
@@ -65,7 +79,7 @@ func TestDisabledClientIsRefusedEverywhere(t *testing.T) {
 		}
 	})
 
-	if _, err := ts.store.SetClientSettings(t.Context(), id, storage.ClientSettings{}); err != nil {
+	if err := ts.setSettings(id, storage.ClientSettings{}); err != nil {
 		t.Fatal(err)
 	}
 	if code, _ := ts.gated("/api", "Bearer "+access); code != http.StatusTeapot {
@@ -81,7 +95,7 @@ func TestClientSettingsNarrowWhatIsIssued(t *testing.T) {
 	id, secret := ts.machineClient(`,"scope":"read write admin"`)
 	set := func(s storage.ClientSettings) {
 		t.Helper()
-		if _, err := ts.store.SetClientSettings(t.Context(), id, s); err != nil {
+		if err := ts.setSettings(id, s); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -114,7 +128,7 @@ func TestClientSettingsNarrowWhatIsIssued(t *testing.T) {
 
 	// Refresh tokens, through the authorization code flow.
 	pid, params := ts.publicClient("")
-	if _, err := ts.store.SetClientSettings(t.Context(), pid, storage.ClientSettings{RefreshTokenTTL: 3600, AccessTokenTTL: 120}); err != nil {
+	if err := ts.setSettings(pid, storage.ClientSettings{RefreshTokenTTL: 3600, AccessTokenTTL: 120}); err != nil {
 		t.Fatal(err)
 	}
 	_, q := redirectParams(t, ts.approve(ts.authorize("GET", params, "alice"), "alice", "approve"))
@@ -180,13 +194,13 @@ func TestDisabledClientsRefreshTokensIntrospectInactive(t *testing.T) {
 	if !active(refresh) || !active(access) {
 		t.Fatal("the tokens introspect inactive before the client is disabled")
 	}
-	if _, err := ts.store.SetClientSettings(t.Context(), id, storage.ClientSettings{Disabled: true}); err != nil {
+	if err := ts.setSettings(id, storage.ClientSettings{Disabled: true}); err != nil {
 		t.Fatal(err)
 	}
 	if active(refresh) || active(access) {
 		t.Fatal("a disabled client's token introspects active")
 	}
-	if _, err := ts.store.SetClientSettings(t.Context(), id, storage.ClientSettings{}); err != nil {
+	if err := ts.setSettings(id, storage.ClientSettings{}); err != nil {
 		t.Fatal(err)
 	}
 	if !active(refresh) {
@@ -199,12 +213,12 @@ func TestDisabledClientsRefreshTokensIntrospectInactive(t *testing.T) {
 func TestRefreshRefusedForScopeKeepsTheToken(t *testing.T) {
 	ts := newTestServer(t, Config{})
 	id, _, refresh := ts.approvedTokens("alice") // scope read
-	if _, err := ts.store.SetClientSettings(t.Context(), id, storage.ClientSettings{Scope: "write"}); err != nil {
+	if err := ts.setSettings(id, storage.ClientSettings{Scope: "write"}); err != nil {
 		t.Fatal(err)
 	}
 	w, got := ts.refresh(id, refresh)
 	assertOAuthJSON(t, w, got, http.StatusBadRequest, "invalid_scope")
-	if _, err := ts.store.SetClientSettings(t.Context(), id, storage.ClientSettings{}); err != nil {
+	if err := ts.setSettings(id, storage.ClientSettings{}); err != nil {
 		t.Fatal(err)
 	}
 	w, got = ts.refresh(id, refresh)
@@ -217,7 +231,7 @@ func TestIDTokenFollowsTheClientsLifetime(t *testing.T) {
 	ts := newTestServer(t, Config{})
 	id, params := ts.publicClient("")
 	ts.srv.cfg.TrustedClients = []string{id}
-	if _, err := ts.store.SetClientSettings(t.Context(), id, storage.ClientSettings{AccessTokenTTL: 60}); err != nil {
+	if err := ts.setSettings(id, storage.ClientSettings{AccessTokenTTL: 60}); err != nil {
 		t.Fatal(err)
 	}
 	_, q := redirectParams(t, ts.authorize("GET", with(params, "scope", "openid", "nonce", "n"), "alice"))
@@ -226,5 +240,61 @@ func TestIDTokenFollowsTheClientsLifetime(t *testing.T) {
 	claims := decodeJWTPayload(t, tok["id_token"].(string))
 	if exp, iat := claims["exp"].(float64), claims["iat"].(float64); exp-iat != 60 || tok["expires_in"] != float64(60) {
 		t.Fatalf("ID token lives %v s, access token %v s; want 60", exp-iat, tok["expires_in"])
+	}
+}
+
+// Concurrent PATCHes of one client's settings each apply their members to
+// what the others left: a disable racing other changes is never lost.
+func TestConcurrentSettingsPatchesLoseNothing(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	id, _ := ts.machineClient("")
+	for round := range 20 {
+		disabled := round%2 == 0
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			body := fmt.Sprintf(`{"disabled":%t}`, disabled)
+			if _, err := ts.srv.PatchClientSettings(httptest.NewRequest("PATCH", "/", nil), id, []byte(body)); err != nil {
+				t.Error(err)
+			}
+		})
+		for i := range 4 {
+			wg.Go(func() {
+				body := fmt.Sprintf(`{"access_token_ttl":%d}`, 60*(i+1))
+				if _, err := ts.srv.PatchClientSettings(httptest.NewRequest("PATCH", "/", nil), id, []byte(body)); err != nil && !errors.Is(err, storage.ErrConflict) {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		c, err := ts.store.Client(t.Context(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Settings.Disabled != disabled {
+			t.Fatalf("round %d: disabled = %v, want %v: a concurrent patch undid it", round, c.Settings.Disabled, disabled)
+		}
+	}
+}
+
+// The operator's scope for a client is checked as a registered scope is,
+// against scopes_supported: one the server does not support would leave
+// the client nothing but invalid_scope.
+func TestSettingsPatchRefusesUnsupportedScope(t *testing.T) {
+	ts := newTestServer(t, Config{ScopesSupported: []string{"read", "write"}})
+	id, _ := ts.machineClient("")
+	_, err := ts.srv.PatchClientSettings(httptest.NewRequest("PATCH", "/", nil), id, []byte(`{"scope":"read admin superuser"}`))
+	var oe *Error
+	if !errors.As(err, &oe) || oe.Status != http.StatusBadRequest || !strings.Contains(oe.Error(), `"admin"`) {
+		t.Fatalf("patch with an unsupported scope: %v, want a 400 naming it", err)
+	}
+	c, err := ts.store.Client(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Settings.Scope != "" {
+		t.Fatalf("a refused patch stored scope %q", c.Settings.Scope)
+	}
+	if _, err := ts.srv.PatchClientSettings(httptest.NewRequest("PATCH", "/", nil), id, []byte(`{"scope":"write write"}`)); err != nil {
+		t.Fatalf("patch with a supported scope: %v", err)
 	}
 }

@@ -52,7 +52,8 @@ const maxClientsReapAge = 10 * time.Minute
 // the store is full, it reaps the oldest never-used reapable clients
 // (registered at least maxClientsReapAge ago) to make room, and if it
 // still is full it answers 503 temporarily_unavailable with Retry-After
-// itself and reports false. Several registrations checking at once may
+// itself and reports false. After a reap that freed nothing, it does not
+// try again for reapPauseAfterNothing. Several registrations checking at once may
 // each find the last free place: the cap is exceeded by at most as many
 // as run at once.
 func (s *Server) roomForClient(w http.ResponseWriter, r *http.Request) bool {
@@ -70,11 +71,18 @@ func (s *Server) roomForClient(w http.ResponseWriter, r *http.Request) bool {
 		return true
 	}
 	now := s.now()
-	reaped, err := s.store.ReapClients(ctx, storage.ReapPolicy{
-		UnusedBefore: now.Add(-maxClientsReapAge).Unix(), Now: now.Unix(), Until: s.revokedUntil(), Limit: n - limit + 1,
-	})
-	if err != nil {
-		s.log.Error("reaping unused clients to make room failed", zap.Error(err))
+	var reaped []string
+	if pause := s.reapPause.Load(); now.UnixNano() >= pause {
+		reaped, err = s.store.ReapClients(ctx, storage.ReapPolicy{
+			UnusedBefore: now.Add(-maxClientsReapAge).Unix(), Now: now.Unix(), Until: s.revokedUntil(), Limit: n - limit + 1,
+		})
+		if err != nil {
+			s.log.Error("reaping unused clients to make room failed", zap.Error(err))
+		}
+		if len(reaped) == 0 {
+			// Only this pass's pause: a newer one set meanwhile stays.
+			s.reapPause.CompareAndSwap(pause, now.Add(reapPauseAfterNothing).UnixNano())
+		}
 	}
 	if len(reaped) > 0 {
 		s.ClientsReaped("max_clients", reaped)
@@ -92,6 +100,13 @@ func (s *Server) roomForClient(w http.ResponseWriter, r *http.Request) bool {
 	writeError(w, ErrTemporarilyUnavailable.WithDescription("this server has as many clients as it may hold; try again later"))
 	return false
 }
+
+// reapPauseAfterNothing is how long registrations at max_clients skip
+// reaping after a pass that freed nothing: a pass may read every client,
+// and strangers could otherwise make each refused registration cost one.
+// A client becomes reapable no sooner than maxClientsReapAge after it
+// registered, so a pass a minute later finds what this one would have.
+const reapPauseAfterNothing = time.Minute
 
 // maxClientsRetryAfter is the Retry-After of a registration refused by
 // max_clients, in seconds.

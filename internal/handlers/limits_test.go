@@ -1,7 +1,9 @@
 package handlers
 
 import (
+	"context"
 	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -61,7 +63,7 @@ func TestMaxClients(t *testing.T) {
 	ts.clock = ts.clock.Add(time.Hour)
 	keep := true
 	for _, id := range []string{young, m["client_id"].(string)} {
-		if _, err := ts.store.SetClientSettings(t.Context(), id, storage.ClientSettings{Keep: &keep}); err != nil {
+		if err := ts.setSettings(id, storage.ClientSettings{Keep: &keep}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -118,5 +120,62 @@ func TestRegistrationWithInitialAccessTokens(t *testing.T) {
 	m = open.register(good)
 	if c, err := open.store.Client(ctx, m["client_id"].(string)); err != nil || c.Origin != storage.OriginDynamic || !c.Reapable() {
 		t.Fatalf("client of open registration: %+v %v", c, err)
+	}
+}
+
+// countingStore counts ReapClients calls.
+type countingStore struct {
+	storage.Store
+	reaps atomic.Int32
+}
+
+func (c *countingStore) ReapClients(ctx context.Context, p storage.ReapPolicy) ([]string, error) {
+	c.reaps.Add(1)
+	return c.Store.ReapClients(ctx, p)
+}
+
+// At max_clients, a reap that freed nothing is not tried again for a
+// minute: each refused registration would otherwise read every client.
+func TestMaxClientsPausesReapingAfterNothingFreed(t *testing.T) {
+	ts := newTestServer(t, Config{Limits: Limits{MaxClients: 1}})
+	counting := &countingStore{Store: ts.srv.store}
+	ts.srv.store = counting
+	body := `{"grant_types":["client_credentials"]}`
+	first := ts.register(body)["client_id"].(string)
+	registered := ts.clock
+
+	refused := func(when string) {
+		t.Helper()
+		w, m := ts.do("POST", "/oauth/register", "", "application/json", body)
+		assertOAuthJSON(t, w, m, http.StatusServiceUnavailable, "temporarily_unavailable")
+		if n := ts.clientCount(); n != 1 {
+			t.Fatalf("%s: %d clients", when, n)
+		}
+	}
+	// Too young to reap: the pass frees nothing, and the next ones in
+	// the minute after it do not run.
+	ts.clock = registered.Add(maxClientsReapAge - 30*time.Second)
+	refused("first refusal")
+	for range 5 {
+		refused("refused again")
+	}
+	if n := counting.reaps.Load(); n != 1 {
+		t.Fatalf("%d reap passes, want 1", n)
+	}
+	// Old enough now, but within the pause: still refused, no pass.
+	ts.clock = registered.Add(maxClientsReapAge + 10*time.Second)
+	refused("within the pause")
+	if n := counting.reaps.Load(); n != 1 {
+		t.Fatalf("%d reap passes within the pause, want 1", n)
+	}
+	// After it, the pass runs and makes room.
+	ts.clock = registered.Add(maxClientsReapAge + 31*time.Second)
+	w, m := ts.do("POST", "/oauth/register", "", "application/json", body)
+	assertOAuthJSON(t, w, m, http.StatusCreated, "")
+	if _, err := ts.store.Client(t.Context(), first); err == nil {
+		t.Error("the unused client was not reaped")
+	}
+	if n := counting.reaps.Load(); n != 2 {
+		t.Fatalf("%d reap passes, want 2", n)
 	}
 }

@@ -125,11 +125,12 @@ func (s *Server) ListClients(ctx context.Context, cursor string, limit int, f Cl
 }
 
 // CreateClient registers a client for the operator from RFC 7591
-// metadata, validated as the registration endpoint validates it; a
-// confidential client's secret and the registration access token are in
-// the answer and nowhere else. Invalid metadata is an *Error.
+// metadata, validated as the registration endpoint validates it but for
+// the registration policy (forOperator); a confidential client's secret
+// and the registration access token are in the answer and nowhere else.
+// Invalid metadata is an *Error.
 func (s *Server) CreateClient(r *http.Request, body []byte) (*ClientView, error) {
-	req, oerr := s.checkMetadata(body)
+	req, oerr := s.checkMetadata(body, s.policy.forOperator())
 	if oerr != nil {
 		s.audit(r, auditRegister, "", actorOperator, oerr.Code, nil)
 		return nil, oerr
@@ -256,8 +257,11 @@ func (s *Server) revokeGrant(ctx context.Context, subject, clientID string) erro
 // false or null (by origin). An invalid body is an *Error and changes
 // nothing; an unknown id is storage.ErrNotFound.
 //
-// Two patches of one client at once may each read the settings before
-// the other wrote them: the last write wins whole.
+// The write is a compare-and-swap of the settings read: a patch that
+// lost a race to another reads the client again and applies its members
+// to what the other left, so neither is lost (a disable undone by a
+// concurrent change of a lifetime would re-enable a client). Still
+// losing after a few tries is storage.ErrConflict.
 func (s *Server) PatchClientSettings(r *http.Request, id string, body []byte) (*ClientView, error) {
 	c, changed, err := s.patchClientSettings(r.Context(), id, body)
 	s.audit(r, auditSettings, id, actorOperator, failureCode(err), changed)
@@ -275,11 +279,30 @@ func (s *Server) patchClientSettings(ctx context.Context, id string, body []byte
 	if err := json.Unmarshal(body, &members); err != nil || members == nil {
 		return nil, nil, ErrInvalidRequest.WithDescription("the body is not a JSON object")
 	}
-	current, err := s.store.Client(ctx, id)
-	if err != nil {
-		return nil, nil, err
+	var err error
+	// Each conflict is another patch written: a few tries are enough
+	// unless the client is being patched without pause.
+	for range 5 {
+		var current *storage.Client
+		if current, err = s.store.Client(ctx, id); err != nil {
+			return nil, nil, err
+		}
+		set, changed, oerr := s.applySettings(current.Settings, members)
+		if oerr != nil {
+			return nil, nil, oerr
+		}
+		var c *storage.Client
+		if c, err = s.store.SetClientSettings(ctx, id, current.Settings, set); errors.Is(err, storage.ErrConflict) {
+			continue
+		}
+		return c, changed, err
 	}
-	set := current.Settings
+	return nil, nil, err
+}
+
+// applySettings returns set with the members of a settings request
+// applied, and the changes to audit.
+func (s *Server) applySettings(set storage.ClientSettings, members map[string]json.RawMessage) (storage.ClientSettings, []zap.Field, *Error) {
 	var changed []zap.Field
 	for name, raw := range members {
 		var oerr *Error
@@ -310,11 +333,10 @@ func (s *Server) patchClientSettings(ctx context.Context, id string, body []byte
 			oerr = ErrInvalidRequest.WithDescription(fmt.Sprintf("%q is not a client setting; the settings are disabled, access_token_ttl, refresh_token_ttl, scope and keep", name))
 		}
 		if oerr != nil {
-			return nil, nil, oerr
+			return set, nil, oerr
 		}
 	}
-	c, err := s.store.SetClientSettings(ctx, id, set)
-	return c, changed, err
+	return set, changed, nil
 }
 
 // decodeMember decodes one member of a settings or token request.

@@ -55,12 +55,13 @@ func (s *Server) readMetadata(w http.ResponseWriter, r *http.Request) (*metadata
 	if oerr != nil {
 		return nil, oerr
 	}
-	return s.checkMetadata(body)
+	return s.checkMetadata(body, s.policy)
 }
 
-// checkMetadata parses and validates a registration or update body: the
-// one check of client metadata, for the endpoints and the admin API.
-func (s *Server) checkMetadata(body []byte) (*metadataRequest, *Error) {
+// checkMetadata parses and validates a registration or update body
+// against pol: the one check of client metadata, for the endpoints
+// (s.policy) and the admin API (s.policy.forOperator()).
+func (s *Server) checkMetadata(body []byte, pol metadataPolicy) (*metadataRequest, *Error) {
 	req, oerr := parseMetadata(body)
 	if oerr != nil {
 		return nil, oerr
@@ -68,7 +69,7 @@ func (s *Server) checkMetadata(body []byte) (*metadataRequest, *Error) {
 	if req.softwareStatement != "" {
 		return nil, checkSoftwareStatement(req.softwareStatement)
 	}
-	if oerr := s.policy.validateMetadata(&req.meta); oerr != nil {
+	if oerr := pol.validateMetadata(&req.meta); oerr != nil {
 		return nil, oerr
 	}
 	return req, nil

@@ -9,6 +9,16 @@ import (
 	"github.com/caddy-dcr/caddy-dcr/storage"
 )
 
+// forOperator returns pol without the registration policy, for the
+// clients the operator creates: the policy bounds what strangers may
+// register, not what the operator decides to. Every other check
+// (RFC 7591's, scopes_supported) still applies.
+func (pol metadataPolicy) forOperator() metadataPolicy {
+	pol.grantTypes, pol.redirectSchemes, pol.redirectHosts = nil, nil, nil
+	pol.noPublicClients = false
+	return pol
+}
+
 // checkOperatorPolicy checks metadata that RFC 7591 allows against what
 // the operator allows (Limits): grant types, redirect URI schemes and
 // hosts, and public clients. It runs after validateMetadata's RFC checks

@@ -1,8 +1,12 @@
 package handlers
 
 import (
+	"errors"
 	"net/http"
+	"net/http/httptest"
 	"testing"
+
+	"github.com/caddy-dcr/caddy-dcr/storage"
 )
 
 func TestRegistrationPolicy(t *testing.T) {
@@ -56,5 +60,42 @@ func TestRegistrationPolicyAppliesToUpdates(t *testing.T) {
 	c, err := ts.store.Client(t.Context(), id)
 	if err != nil || c.Metadata.RedirectURIs[0] != "https://app.example/cb" {
 		t.Fatalf("stored client changed: %v %v", c, err)
+	}
+}
+
+// The registration policy bounds strangers' registrations; the operator's
+// clients bypass it, and still get every other metadata check.
+func TestRegistrationPolicySparesOperatorClients(t *testing.T) {
+	ts := newTestServer(t, Config{ScopesSupported: []string{"read"}, Limits: Limits{
+		AllowedGrantTypes:      []string{"authorization_code", "refresh_token"},
+		AllowedRedirectSchemes: []string{"https"},
+		AllowedRedirectHosts:   []string{"app.example"},
+		NoPublicClients:        true,
+	}})
+	create := func(body string) (*ClientView, error) {
+		return ts.srv.CreateClient(httptest.NewRequest("POST", "/dcr/clients", nil), []byte(body))
+	}
+	for name, body := range map[string]string{
+		"grant type":    `{"grant_types":["client_credentials"]}`,
+		"public client": `{"redirect_uris":["http://127.0.0.1/cb"],"token_endpoint_auth_method":"none"}`,
+		"scheme":        `{"redirect_uris":["com.example.app:/cb"]}`,
+		"host":          `{"redirect_uris":["https://other.example/cb"]}`,
+	} {
+		if w, m := ts.do("POST", "/oauth/register", "", "application/json", body); w.Code != http.StatusBadRequest {
+			t.Errorf("%s: registration: %d %v, want 400", name, w.Code, m)
+		}
+		if v, err := create(body); err != nil || v.Origin != storage.OriginOperator {
+			t.Errorf("%s: the operator's client: %v %v", name, v, err)
+		}
+	}
+	for name, body := range map[string]string{
+		"unsupported scope": `{"grant_types":["client_credentials"],"scope":"admin"}`,
+		"fragment":          `{"redirect_uris":["https://app.example/cb#x"]}`,
+		"auth method":       `{"token_endpoint_auth_method":"private_key_jwt"}`,
+	} {
+		var oe *Error
+		if _, err := create(body); !errors.As(err, &oe) || oe.Status != http.StatusBadRequest {
+			t.Errorf("%s: the operator's client: %v, want a 400", name, err)
+		}
 	}
 }

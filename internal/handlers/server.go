@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -125,7 +126,7 @@ type Config struct {
 }
 
 // Server serves caddy-dcr's endpoints. It is safe for concurrent use and
-// read-only after New.
+// read-only after New, but for reapPause.
 type Server struct {
 	store      storage.Store
 	cfg        Config
@@ -154,6 +155,9 @@ type Server struct {
 	endpoints       map[string]http.HandlerFunc // by exact path
 	// logins is the upstream login side; nil when none is configured.
 	logins *loginState
+	// reapPause is the unix time in nanoseconds before which
+	// roomForClient does not try to reap (see reapPauseAfterNothing).
+	reapPause atomic.Int64
 }
 
 // Default endpoint paths and lifetimes.

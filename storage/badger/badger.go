@@ -24,9 +24,10 @@ import (
 // Key prefixes. Every record kind has its own, so a prefix scan never
 // crosses kinds.
 const (
-	prefixClient            = "c/" // c/<client id> -> Client JSON
-	prefixRegistrationToken = "r/" // r/<hex sha256 of token> -> client id
-	prefixInitialToken      = "i/" // i/<id> -> InitialAccessToken JSON
+	prefixClient            = "c/"   // c/<client id> -> Client JSON
+	prefixRegistrationToken = "r/"   // r/<hex sha256 of token> -> client id
+	prefixInitialToken      = "i/"   // i/<id> -> InitialAccessToken JSON
+	prefixInitialTokenHash  = "i-h/" // i-h/<hex sha256 of token> -> id
 )
 
 // maxConflictRetries bounds how often a write that lost a race with a
@@ -141,6 +142,10 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("counting clients in %s: %w", dir, err)
 	}
 	s.clients.Store(n)
+	if err := s.indexInitialTokens(); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("indexing initial access tokens in %s: %w", dir, err)
+	}
 	s.wg.Add(1)
 	go s.maintain(opts.GCInterval, opts.CompactInterval, !opts.InMemory)
 	return s, nil
@@ -367,8 +372,25 @@ func (s *Store) updateClient(ctx context.Context, id string, fn func(c *storage.
 }
 
 // SetClientSettings implements storage.Store.
-func (s *Store) SetClientSettings(ctx context.Context, id string, settings storage.ClientSettings) (*storage.Client, error) {
-	return s.updateClient(ctx, id, func(c *storage.Client) { c.Settings = settings })
+func (s *Store) SetClientSettings(ctx context.Context, id string, old, settings storage.ClientSettings) (*storage.Client, error) {
+	var c *storage.Client
+	err := s.update(ctx, func(txn *bdb.Txn) error {
+		var err error
+		if c, err = getClient(txn, id); err != nil {
+			return err
+		}
+		// Compared inside the transaction: a concurrent write of the
+		// client makes this one conflict and retry, and compare again.
+		if !c.Settings.Equal(old) {
+			return storage.ErrConflict
+		}
+		c.Settings = settings
+		return putClient(txn, c)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // TouchClient implements storage.Store.

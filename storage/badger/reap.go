@@ -1,9 +1,10 @@
 package badger
 
 import (
+	"container/heap"
 	"context"
 	"errors"
-	"sort"
+	"slices"
 	"strings"
 
 	bdb "github.com/dgraph-io/badger/v4"
@@ -13,12 +14,16 @@ import (
 )
 
 // ReapClients implements storage.Store. The clients are read in one pass
-// and the ones p selects are removed oldest first, each in a transaction
-// of its own that reads the client again and checks its refresh tokens
-// and grants: a client touched meanwhile (TouchClient rewrites the
-// record, which makes the two transactions conflict) is kept.
+// that keeps only the p.BatchLimit() oldest that p selects and that hold
+// no live refresh token (nor, when needed, a grant): memory stays bounded
+// however many are candidates. They are then removed oldest first, each
+// in a transaction of its own that reads the client again and checks its
+// refresh tokens and grants: a client touched meanwhile (TouchClient
+// rewrites the record, which makes the two transactions conflict) is
+// kept.
 func (s *Store) ReapClients(ctx context.Context, p storage.ReapPolicy) ([]string, error) {
-	var candidates []*storage.Client
+	limit := p.BatchLimit()
+	candidates := make(newestFirst, 0, limit)
 	err := s.view(ctx, func(txn *bdb.Txn) error {
 		opts := bdb.DefaultIteratorOptions
 		opts.Prefix = []byte(prefixClient)
@@ -33,8 +38,22 @@ func (s *Store) ReapClients(ctx context.Context, p storage.ReapPolicy) ([]string
 			if err != nil {
 				return err
 			}
-			if p.Selects(c) {
-				candidates = append(candidates, c)
+			if !p.Selects(c) || len(candidates) == limit && !older(c, candidates[0]) {
+				continue
+			}
+			// Checked here so that a client kept for its tokens or
+			// grants does not take the place of one that can go.
+			if ok, err := reapable(txn, c, &p); err != nil || !ok {
+				if err != nil {
+					return err
+				}
+				continue
+			}
+			if len(candidates) < limit {
+				heap.Push(&candidates, c)
+			} else {
+				candidates[0] = c
+				heap.Fix(&candidates, 0)
 			}
 		}
 		return nil
@@ -42,15 +61,14 @@ func (s *Store) ReapClients(ctx context.Context, p storage.ReapPolicy) ([]string
 	if err != nil {
 		return nil, err
 	}
-	sort.Slice(candidates, func(i, j int) bool {
-		a, b := candidates[i], candidates[j]
-		return a.IssuedAt < b.IssuedAt || a.IssuedAt == b.IssuedAt && a.ID < b.ID
+	slices.SortFunc(candidates, func(a, b *storage.Client) int {
+		if older(a, b) {
+			return -1
+		}
+		return 1
 	})
 	var reaped []string
 	for _, c := range candidates {
-		if len(reaped) == p.BatchLimit() {
-			break
-		}
 		removed, err := s.reapClient(ctx, c.ID, &p)
 		if err != nil {
 			return reaped, err
@@ -60,6 +78,40 @@ func (s *Store) ReapClients(ctx context.Context, p storage.ReapPolicy) ([]string
 		}
 	}
 	return reaped, nil
+}
+
+// older orders clients by registration, then id.
+func older(a, b *storage.Client) bool {
+	return a.IssuedAt < b.IssuedAt || a.IssuedAt == b.IssuedAt && a.ID < b.ID
+}
+
+// newestFirst is a heap of clients with the newest on top: the one to
+// drop when an older candidate turns up.
+type newestFirst []*storage.Client
+
+func (h newestFirst) Len() int           { return len(h) }
+func (h newestFirst) Less(i, j int) bool { return older(h[j], h[i]) }
+func (h newestFirst) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *newestFirst) Push(x any)        { *h = append(*h, x.(*storage.Client)) }
+func (h *newestFirst) Pop() any {
+	old := *h
+	c := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return c
+}
+
+// reapable reports whether c, which p selects, holds no live refresh token
+// and, when only the idle rule selects it, no grant.
+func reapable(txn *bdb.Txn, c *storage.Client, p *storage.ReapPolicy) (bool, error) {
+	if live, err := hasLiveRefreshToken(txn, c.ID, p.Now); err != nil || live {
+		return false, err
+	}
+	if p.NeedsNoGrant(c) {
+		if grants, err := keysUnder(txn, prefixClientGrants+c.ID+"/", 1); err != nil || len(grants) > 0 {
+			return false, err
+		}
+	}
+	return true, nil
 }
 
 // reapClient removes the client id if p still selects it, as DeleteClient
@@ -75,13 +127,8 @@ func (s *Store) reapClient(ctx context.Context, id string, p *storage.ReapPolicy
 		if err != nil || !p.Selects(c) {
 			return err
 		}
-		if live, err := hasLiveRefreshToken(txn, id, p.Now); err != nil || live {
+		if ok, err := reapable(txn, c, p); err != nil || !ok {
 			return err
-		}
-		if p.NeedsNoGrant(c) {
-			if grants, err := keysUnder(txn, prefixClientGrants+id+"/", 1); err != nil || len(grants) > 0 {
-				return err
-			}
 		}
 		removed = true
 		return deleteClient(txn, c, p.Until)

@@ -2,6 +2,8 @@ package badger
 
 import (
 	"errors"
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -58,4 +60,34 @@ func indexKeys(t *testing.T, s *Store, prefix string) (keys []string) {
 		return err
 	}))
 	return keys
+}
+
+// ReapClients keeps only the Limit oldest candidates while it scans; a
+// client kept for its grant does not take the place of one that can go.
+func TestReapClientsTakesTheOldestReapable(t *testing.T) {
+	ctx := t.Context()
+	s := openMem(t)
+	defer s.Close()
+	// Registered in an order unlike their ids, all idle.
+	const n = 40
+	for i := range n {
+		c := newClient(fmt.Sprintf("c%02d", i))
+		c.IssuedAt = 1000 + int64((i*7)%n)
+		must(t, s.CreateClient(ctx, c))
+	}
+	// The oldest has a grant, so the idle rule keeps it.
+	_, err := s.RecordGrant(ctx, &storage.Grant{ID: "g", Subject: "alice", ClientID: "c00", Scope: "read"})
+	must(t, err)
+	p := storage.ReapPolicy{IdleBefore: 5000, Now: 5000, Until: 6000, Limit: 5}
+	got, err := s.ReapClients(ctx, p)
+	must(t, err)
+	// IssuedAt 1001..1005 are i = 23, 6, 29, 12, 35.
+	if want := []string{"c23", "c06", "c29", "c12", "c35"}; !slices.Equal(got, want) {
+		t.Fatalf("reaped %v, want %v", got, want)
+	}
+	got, err = s.ReapClients(ctx, storage.ReapPolicy{IdleBefore: 5000, Now: 5000, Until: 6000, Limit: 100})
+	must(t, err)
+	if len(got) != n-6 || slices.Contains(got, "c00") {
+		t.Fatalf("second pass reaped %d: %v", len(got), got)
+	}
 }

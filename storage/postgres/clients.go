@@ -106,8 +106,12 @@ func insertClient(ctx context.Context, db execer, c *storage.Client) error {
 }
 
 // SetClientSettings implements storage.Store.
-func (s *Store) SetClientSettings(ctx context.Context, id string, settings storage.ClientSettings) (*storage.Client, error) {
+func (s *Store) SetClientSettings(ctx context.Context, id string, old, settings storage.ClientSettings) (*storage.Client, error) {
 	b, err := json.Marshal(settings)
+	if err != nil {
+		return nil, describe("encoding client settings", err)
+	}
+	was, err := json.Marshal(old)
 	if err != nil {
 		return nil, describe("encoding client settings", err)
 	}
@@ -121,7 +125,19 @@ func (s *Store) SetClientSettings(ctx context.Context, id string, settings stora
 	}
 	var c *storage.Client
 	err = s.tx(ctx, "setting client settings", func(ctx context.Context, tx pgx.Tx) (err error) {
-		c, err = scanClient(tx.QueryRow(ctx, `UPDATE dcr_clients SET settings = $2 WHERE id = $1 RETURNING `+clientColumns, id, b))
+		// jsonb equality ignores key order and spacing; the row lock the
+		// UPDATE takes makes the comparison and the write one step.
+		c, err = scanClient(tx.QueryRow(ctx, `UPDATE dcr_clients SET settings = $2 WHERE id = $1 AND settings = $3::jsonb RETURNING `+clientColumns, id, b, was))
+		if errors.Is(err, pgx.ErrNoRows) {
+			var exists bool
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM dcr_clients WHERE id = $1)`, id).Scan(&exists); err != nil {
+				return err
+			}
+			if exists {
+				return storage.ErrConflict
+			}
+			return storage.ErrNotFound
+		}
 		if err != nil {
 			return err
 		}

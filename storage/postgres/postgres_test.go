@@ -110,10 +110,13 @@ func TestRevocationsReachOtherInstances(t *testing.T) {
 		{"RevokeGrant", func() error { _, err := writer.RevokeGrant(ctx, "alice", "app", until); return err },
 			[]storage.Revocation{{Kind: storage.RevokedGrant, Key: "g1", Until: until}, {Kind: storage.RevokedFamily, Key: "legacy", Until: until}}},
 		{"SetClientSettings disables", func() error {
-			_, err := writer.SetClientSettings(ctx, "app", storage.ClientSettings{Disabled: true})
+			_, err := writer.SetClientSettings(ctx, "app", storage.ClientSettings{}, storage.ClientSettings{Disabled: true})
 			return err
 		}, []storage.Revocation{{Kind: storage.ClientDisabled, Key: "app", Until: 1}}},
-		{"SetClientSettings enables", func() error { _, err := writer.SetClientSettings(ctx, "app", storage.ClientSettings{}); return err },
+		{"SetClientSettings enables", func() error {
+			_, err := writer.SetClientSettings(ctx, "app", storage.ClientSettings{Disabled: true}, storage.ClientSettings{})
+			return err
+		},
 			[]storage.Revocation{{Kind: storage.ClientDisabled, Key: "app", Until: 0}}},
 		{"DeleteClient", func() error { return writer.DeleteClient(ctx, "app", until) },
 			[]storage.Revocation{{Kind: storage.RevokedClient, Key: "app", Until: until}}},
@@ -366,10 +369,10 @@ func TestDisablingReachesOtherInstancesGates(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
-	_, err := writer.SetClientSettings(ctx, "app", storage.ClientSettings{Disabled: true})
+	_, err := writer.SetClientSettings(ctx, "app", storage.ClientSettings{}, storage.ClientSettings{Disabled: true})
 	must(t, err)
 	waitFor(true)
-	_, err = writer.SetClientSettings(ctx, "app", storage.ClientSettings{})
+	_, err = writer.SetClientSettings(ctx, "app", storage.ClientSettings{Disabled: true}, storage.ClientSettings{})
 	must(t, err)
 	waitFor(false)
 }

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -29,7 +30,7 @@ func testClientWriters(t *testing.T, s storage.Store) {
 	}
 
 	keep := false
-	stored, err := s.SetClientSettings(ctx, "own", storage.ClientSettings{Disabled: true, RefreshTokenTTL: 3600, Keep: &keep})
+	stored, err := s.SetClientSettings(ctx, "own", c.Settings, storage.ClientSettings{Disabled: true, RefreshTokenTTL: 3600, Keep: &keep})
 	must(t, err)
 	if !stored.Settings.Disabled || stored.Settings.Scope != "" || stored.Settings.RefreshTokenTTL != 3600 || stored.Metadata.ClientName != "App own" {
 		t.Fatalf("SetClientSettings returned %+v", stored)
@@ -53,7 +54,7 @@ func testClientWriters(t *testing.T, s storage.Store) {
 		t.Fatal("Keep=false does not make the client reapable")
 	}
 
-	if _, err := s.SetClientSettings(ctx, "nobody", storage.ClientSettings{}); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := s.SetClientSettings(ctx, "nobody", storage.ClientSettings{}, storage.ClientSettings{}); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("SetClientSettings of a missing client: %v", err)
 	}
 	if err := s.TouchClient(ctx, "nobody", 1); !errors.Is(err, storage.ErrNotFound) {
@@ -80,8 +81,9 @@ func testClientWritersRace(t *testing.T, s storage.Store) {
 		}()
 		go func() {
 			defer wg.Done()
-			_, err := s.SetClientSettings(ctx, "race", storage.ClientSettings{Disabled: true, AccessTokenTTL: 600})
-			must(t, err)
+			must(t, updateSettings(ctx, s, "race", func(cs *storage.ClientSettings) {
+				cs.Disabled, cs.AccessTokenTTL = true, 600
+			}))
 		}()
 		go func() {
 			defer wg.Done()
@@ -196,5 +198,70 @@ func testInitialAccessTokenRace(t *testing.T, s storage.Store) {
 	must(t, err)
 	if created.Load() != 5 || len(clients) != 5 || list[0].Uses != 5 {
 		t.Fatalf("created %d, stored %d, uses %d; want 5 each", created.Load(), len(clients), list[0].Uses)
+	}
+}
+
+// updateSettings applies fn to a client's settings as the admin API does:
+// read, compare-and-swap, and on a conflict read again.
+func updateSettings(ctx context.Context, s storage.Store, id string, fn func(*storage.ClientSettings)) error {
+	for {
+		c, err := s.Client(ctx, id)
+		if err != nil {
+			return err
+		}
+		set := c.Settings
+		fn(&set)
+		if _, err = s.SetClientSettings(ctx, id, c.Settings, set); !errors.Is(err, storage.ErrConflict) {
+			return err
+		}
+	}
+}
+
+// testClientSettingsCompareAndSwap checks that SetClientSettings writes
+// only over the settings it was given as old, so that concurrent
+// read-modify-writes lose nothing.
+func testClientSettingsCompareAndSwap(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	c := NewClient("cas")
+	must(t, s.CreateClient(ctx, c))
+	keep := true
+	first := storage.ClientSettings{Disabled: true, Scope: "read", Keep: &keep}
+	_, err := s.SetClientSettings(ctx, "cas", storage.ClientSettings{}, first)
+	must(t, err)
+
+	// A stale old: refused, and nothing changes.
+	stale := storage.ClientSettings{Scope: "write"}
+	if _, err := s.SetClientSettings(ctx, "cas", storage.ClientSettings{}, stale); !errors.Is(err, storage.ErrConflict) {
+		t.Fatalf("a stale old settings: %v, want ErrConflict", err)
+	}
+	keepFalse := false
+	if _, err := s.SetClientSettings(ctx, "cas", storage.ClientSettings{Disabled: true, Scope: "read", Keep: &keepFalse}, stale); !errors.Is(err, storage.ErrConflict) {
+		t.Fatalf("an old settings with another keep: %v, want ErrConflict", err)
+	}
+	got, err := s.Client(ctx, "cas")
+	must(t, err)
+	if !got.Settings.Equal(first) {
+		t.Fatalf("a refused write changed the settings: %+v", got.Settings)
+	}
+
+	// Each goroutine flips its own part of the settings, then the
+	// disabled flag both ways: every flip is a read-modify-write racing
+	// the others, and none may be lost.
+	const n = 8
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			for range 5 {
+				must(t, updateSettings(ctx, s, "cas", func(cs *storage.ClientSettings) { cs.Disabled = !cs.Disabled }))
+			}
+			must(t, updateSettings(ctx, s, "cas", func(cs *storage.ClientSettings) { cs.AccessTokenTTL += int64(1) << i }))
+		})
+	}
+	wg.Wait()
+	got, err = s.Client(ctx, "cas")
+	must(t, err)
+	// n*5 flips, an even number, from disabled: disabled.
+	if !got.Settings.Disabled || got.Settings.AccessTokenTTL != 1<<n-1 || got.Settings.Scope != "read" {
+		t.Fatalf("lost an update: %+v", got.Settings)
 	}
 }

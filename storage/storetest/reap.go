@@ -201,14 +201,14 @@ func testDisabledClients(t *testing.T, s storage.Store) {
 	if ids := list(); len(ids) != 0 {
 		t.Fatalf("disabled before any was: %v", ids)
 	}
-	_, err := s.SetClientSettings(ctx, "b", storage.ClientSettings{Disabled: true})
+	_, err := s.SetClientSettings(ctx, "b", storage.ClientSettings{}, storage.ClientSettings{Disabled: true})
 	must(t, err)
-	_, err = s.SetClientSettings(ctx, "c", storage.ClientSettings{Disabled: true, Scope: "read"})
+	_, err = s.SetClientSettings(ctx, "c", storage.ClientSettings{}, storage.ClientSettings{Disabled: true, Scope: "read"})
 	must(t, err)
 	if ids := list(); !slices.Equal(ids, []string{"b", "c"}) {
 		t.Fatalf("disabled: %v", ids)
 	}
-	_, err = s.SetClientSettings(ctx, "c", storage.ClientSettings{Scope: "read"})
+	_, err = s.SetClientSettings(ctx, "c", storage.ClientSettings{Disabled: true, Scope: "read"}, storage.ClientSettings{Scope: "read"})
 	must(t, err)
 	must(t, s.DeleteClient(ctx, "b", time.Now().Unix()+60))
 	if ids := list(); len(ids) != 0 {

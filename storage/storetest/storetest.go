@@ -29,6 +29,7 @@ func Run(t *testing.T, open Open) {
 		{"ReplaceClientIsCompareAndSwap", testReplaceClientCAS},
 		{"ClientWritersKeepToTheirFields", testClientWriters},
 		{"ClientWritersRacing", testClientWritersRace},
+		{"ClientSettingsCompareAndSwap", testClientSettingsCompareAndSwap},
 		{"InitialAccessTokens", testInitialAccessTokens},
 		{"InitialAccessTokenUsesAreCounted", testInitialAccessTokenRace},
 		{"ClientsPaging", testClientsPaging},

@@ -1,5 +1,12 @@
 -- Issue 10: the number of clients, kept by a trigger, so that max_clients
 -- costs registration one row read rather than a count of the table.
+--
+-- Instances still on the old schema may insert clients while this runs: the
+-- lock makes them wait until the trigger is there, so that none is inserted
+-- between the count and the trigger (and none is counted twice). It is the
+-- lock CREATE TRIGGER takes, taken before the count rather than after.
+LOCK TABLE dcr_clients IN SHARE ROW EXCLUSIVE MODE;
+
 CREATE TABLE dcr_client_count (
     only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
     n        bigint NOT NULL
