@@ -28,6 +28,7 @@ const (
 	prefixRegistrationToken = "r/"   // r/<hex sha256 of token> -> client id
 	prefixInitialToken      = "i/"   // i/<id> -> InitialAccessToken JSON
 	prefixInitialTokenHash  = "i-h/" // i-h/<hex sha256 of token> -> id
+	prefixDisabledClient    = "d/"   // d/<client id> -> nothing: the client is disabled
 )
 
 // maxConflictRetries bounds how often a write that lost a race with a
@@ -385,12 +386,24 @@ func (s *Store) SetClientSettings(ctx context.Context, id string, old, settings 
 			return storage.ErrConflict
 		}
 		c.Settings = settings
-		return putClient(txn, c)
+		if err := putClient(txn, c); err != nil {
+			return err
+		}
+		return markDisabled(txn, c.ID, settings.Disabled)
 	})
 	if err != nil {
 		return nil, err
 	}
 	return c, nil
+}
+
+// markDisabled keeps the index of disabled clients that DisabledClients
+// reads, so that it never decodes every client.
+func markDisabled(txn *bdb.Txn, id string, disabled bool) error {
+	if disabled {
+		return txn.Set([]byte(prefixDisabledClient+id), nil)
+	}
+	return txn.Delete([]byte(prefixDisabledClient + id))
 }
 
 // TouchClient implements storage.Store.
@@ -481,6 +494,9 @@ func deleteClient(txn *bdb.Txn, c *storage.Client, until int64) error {
 		return err
 	}
 	if err := revoke(txn, prefixRevokedClient, c.ID, until); err != nil {
+		return err
+	}
+	if err := markDisabled(txn, c.ID, false); err != nil {
 		return err
 	}
 	return txn.Delete(clientKey(c.ID))

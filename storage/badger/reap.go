@@ -207,18 +207,19 @@ func (s *Store) sweepOrphans(ctx context.Context) error {
 	return nil
 }
 
-// DisabledClients implements storage.Store by reading every client; it is
-// asked when the store is opened.
+// DisabledClients implements storage.Store from the index of disabled
+// clients (markDisabled): keys only, however many clients there are.
 func (s *Store) DisabledClients(ctx context.Context) ([]string, error) {
 	var ids []string
 	err := s.view(ctx, func(txn *bdb.Txn) error {
-		clients, err := scanTxn[clientRecord](txn, prefixClient)
-		for _, c := range clients {
-			if c.Settings.Disabled {
-				ids = append(ids, c.ID)
-			}
+		opts := bdb.DefaultIteratorOptions
+		opts.Prefix, opts.PrefetchValues = []byte(prefixDisabledClient), false
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			ids = append(ids, string(it.Item().Key()[len(prefixDisabledClient):]))
 		}
-		return err
+		return nil
 	})
 	return ids, err
 }
