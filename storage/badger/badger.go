@@ -240,6 +240,20 @@ func registrationTokenKey(hash []byte) []byte {
 	return []byte(prefixRegistrationToken + hex.EncodeToString(hash))
 }
 
+// indexed reads the id that an index entry (a key made of a secret's
+// hash) points to; a missing entry is storage.ErrNotFound.
+func indexed(txn *bdb.Txn, key []byte) (string, error) {
+	item, err := txn.Get(key)
+	if errors.Is(err, bdb.ErrKeyNotFound) {
+		return "", storage.ErrNotFound
+	}
+	if err != nil {
+		return "", err
+	}
+	id, err := item.ValueCopy(nil)
+	return string(id), err
+}
+
 // getJSON decodes the value at key into v, mapping a missing key to
 // storage.ErrNotFound.
 func getJSON(txn *bdb.Txn, key []byte, v any) error {
@@ -427,18 +441,11 @@ func (s *Store) Client(ctx context.Context, id string) (*storage.Client, error) 
 func (s *Store) ClientByRegistrationToken(ctx context.Context, hash []byte) (*storage.Client, error) {
 	var c *storage.Client
 	err := s.view(ctx, func(txn *bdb.Txn) error {
-		item, err := txn.Get(registrationTokenKey(hash))
-		if errors.Is(err, bdb.ErrKeyNotFound) {
-			return storage.ErrNotFound
-		}
+		id, err := indexed(txn, registrationTokenKey(hash))
 		if err != nil {
 			return err
 		}
-		id, err := item.ValueCopy(nil)
-		if err != nil {
-			return err
-		}
-		c, err = getClient(txn, string(id))
+		c, err = getClient(txn, id)
 		return err
 	})
 	return c, err

@@ -116,19 +116,12 @@ func (s *Store) CreateClientWithInitialAccessToken(ctx context.Context, c *stora
 // registrations with different tokens read and write different keys and
 // do not conflict.
 func createClientWithInitialToken(txn *bdb.Txn, c *storage.Client, hash []byte, at int64) error {
-	item, err := txn.Get(initialTokenHashKey(hash))
-	if errors.Is(err, bdb.ErrKeyNotFound) {
-		return storage.ErrNotFound
-	}
-	if err != nil {
-		return err
-	}
-	id, err := item.ValueCopy(nil)
+	id, err := indexed(txn, initialTokenHashKey(hash))
 	if err != nil {
 		return err
 	}
 	var t storage.InitialAccessToken
-	if err := getJSON(txn, initialTokenKey(string(id)), &t); err != nil {
+	if err := getJSON(txn, initialTokenKey(id), &t); err != nil {
 		return err // ErrNotFound: deleted, the index entry outlived it
 	}
 	if subtle.ConstantTimeCompare(t.Hash, hash) != 1 || !t.Usable(at) {
