@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"context"
 	"errors"
+	"math"
 	"slices"
 	"strings"
 
@@ -212,14 +213,11 @@ func (s *Store) sweepOrphans(ctx context.Context) error {
 func (s *Store) DisabledClients(ctx context.Context) ([]string, error) {
 	var ids []string
 	err := s.view(ctx, func(txn *bdb.Txn) error {
-		opts := bdb.DefaultIteratorOptions
-		opts.Prefix, opts.PrefetchValues = []byte(prefixDisabledClient), false
-		it := txn.NewIterator(opts)
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			ids = append(ids, string(it.Item().Key()[len(prefixDisabledClient):]))
+		keys, err := keysUnder(txn, prefixDisabledClient, math.MaxInt)
+		for _, k := range keys {
+			ids = append(ids, k[len(prefixDisabledClient):])
 		}
-		return nil
+		return err
 	})
 	return ids, err
 }
