@@ -91,8 +91,8 @@ func TestBrowserEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if body := readAll(t, resp); resp.StatusCode != 200 || body != "hello corp:1234567890 (jane.doe@example.com)" {
-		t.Fatalf("gated call: %d %q", resp.StatusCode, body)
+	if got := body(t, resp); resp.StatusCode != 200 || got != "hello corp:1234567890 (jane.doe@example.com)" {
+		t.Fatalf("gated call: %d %q", resp.StatusCode, got)
 	}
 
 	// Signed out, someone outside the allow rules tries: the refused page.

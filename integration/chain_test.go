@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"html"
-	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -43,16 +42,6 @@ func cookieBrowser(t *testing.T, auth basicAuthFor, clientHost string) *http.Cli
 			}
 			return nil
 		}}
-}
-
-func readAll(t *testing.T, resp *http.Response) string {
-	t.Helper()
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }
 
 // approveConsent posts a consent page's form with approve.
@@ -114,19 +103,19 @@ func TestChainedToItself(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	page := readAll(t, resp)
+	page := body(t, resp)
 	if resp.StatusCode != 200 || !strings.Contains(page, "Instance B") || resp.Request.URL.Port() != fmt.Sprint(e.port) {
 		t.Fatalf("A's consent: %d at %v\n%s\nA:\n%s\nB:\n%s", resp.StatusCode, resp.Request.URL, page, a.logs, b.logs)
 	}
 	// A → B's callback → B's consent page.
 	resp = approveConsent(t, browser, e.url(""), page)
-	page = readAll(t, resp)
+	page = body(t, resp)
 	if resp.StatusCode != 200 || !strings.Contains(page, "upstream:alice") || resp.Request.URL.Port() != fmt.Sprint(e.port2) {
 		t.Fatalf("B's consent: %d at %v\n%s\nB:\n%s", resp.StatusCode, resp.Request.URL, page, b.logs)
 	}
 	// B → the client, with a code.
 	resp = approveConsent(t, browser, e.url2(""), page)
-	readAll(t, resp)
+	body(t, resp)
 	loc, err := resp.Location()
 	if err != nil || loc.Host != clientHost || loc.Query().Get("code") == "" {
 		t.Fatalf("to the client: %d %v", resp.StatusCode, loc)
@@ -152,8 +141,8 @@ func TestChainedToItself(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if body := readAll(t, resp); resp.StatusCode != 200 || body != "hello upstream:alice" {
-		t.Fatalf("gated call: %d %q", resp.StatusCode, body)
+	if got := body(t, resp); resp.StatusCode != 200 || got != "hello upstream:alice" {
+		t.Fatalf("gated call: %d %q", resp.StatusCode, got)
 	}
 	// A's tokens stayed with B: the access token is B's, for B.
 	parts := strings.Split(tok.AccessToken, ".")

@@ -295,27 +295,14 @@ func TestSIGKILLUnderMixedLoadLosesNothingAnswered(t *testing.T) {
 			t.Fatalf("an access token answered 200 is refused after SIGKILL: %d %q %v", status, body, err)
 		}
 	}
-	req, _ := http.NewRequest("GET", e.url("/oauth/grants"), nil)
-	req.SetBasicAuth("alice", "wonderland")
-	req.Header.Set("Accept", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var grants struct {
-		Grants []struct {
-			ClientID string `json:"client_id"`
-		} `json:"grants"`
-	}
-	_ = json.NewDecoder(resp.Body).Decode(&grants)
-	resp.Body.Close()
+	grants := alicesGrants(t, e)
 	granted := map[string]bool{}
-	for _, g := range grants.Grants {
+	for _, g := range grants {
 		granted[g.ClientID] = true
 	}
 	for _, id := range consented {
 		if !granted[id] {
-			t.Fatalf("a consent answered before SIGKILL is not a grant after it (%d grants listed)", len(grants.Grants))
+			t.Fatalf("a consent answered before SIGKILL is not a grant after it (%d grants listed)", len(grants))
 		}
 	}
 	for _, c := range settledChains {

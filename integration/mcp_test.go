@@ -82,6 +82,33 @@ func (b *browser) submitConsent(t *testing.T, base, page, decision string) *url.
 	return u
 }
 
+// grant is an entry of the grants page's JSON.
+type grant struct {
+	ClientID string `json:"client_id"`
+	Scope    string `json:"scope"`
+}
+
+// alicesGrants reads alice's grants page (mcp.Caddyfile's basic_auth) as
+// JSON.
+func alicesGrants(t *testing.T, e *env) []grant {
+	t.Helper()
+	req, _ := http.NewRequest("GET", e.url("/oauth/grants"), nil)
+	req.SetBasicAuth("alice", "wonderland")
+	req.Header.Set("Accept", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var page struct {
+		Grants []grant `json:"grants"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&page); err != nil {
+		t.Fatalf("grants page: %d %v", resp.StatusCode, err)
+	}
+	return page.Grants
+}
+
 // TestMCPClientEndToEnd plays an MCP public client that knows only the URL
 // of the protected server: from the first 401, through discovery,
 // registration, authorization with PKCE (the person signs in with
@@ -198,22 +225,7 @@ func TestMCPClientEndToEnd(t *testing.T) {
 
 	// 9. The grant is listed for alice, and a second authorization of the
 	// same scope skips the consent page.
-	req, _ := http.NewRequest("GET", e.url("/oauth/grants"), nil)
-	req.SetBasicAuth("alice", "wonderland")
-	req.Header.Set("Accept", "application/json")
-	gresp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var grants struct {
-		Grants []struct {
-			ClientID string `json:"client_id"`
-			Scope    string `json:"scope"`
-		} `json:"grants"`
-	}
-	_ = json.NewDecoder(gresp.Body).Decode(&grants)
-	gresp.Body.Close()
-	if len(grants.Grants) != 1 || grants.Grants[0].ClientID != clientID || grants.Grants[0].Scope != "mcp:tools" {
+	if grants := alicesGrants(t, e); len(grants) != 1 || grants[0].ClientID != clientID || grants[0].Scope != "mcp:tools" {
 		t.Fatalf("grants: %+v", grants)
 	}
 	resp, _ = alice.do(t, "GET", cfg.AuthCodeURL("s2", oauth2.S256ChallengeOption(verifier)), nil)

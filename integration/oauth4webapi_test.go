@@ -75,10 +75,10 @@ func TestOAuth4WebAPIValidatesIDTokens(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		page := readAll(t, resp)
+		page := body(t, resp)
 		if resp.StatusCode == http.StatusOK {
 			resp = approveConsent(t, browser, e.url(""), page)
-			readAll(t, resp)
+			body(t, resp)
 		}
 		loc, err := resp.Location()
 		if err != nil || loc.Host != clientHost || loc.Query().Get("code") == "" {
