@@ -125,7 +125,7 @@ func (a *AdminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return storeError(err, "listing grants")
 		}
-		return writeAdminJSON(w, http.StatusOK, map[string]any{"grants": grantViews(grants)})
+		return writeAdminJSON(w, http.StatusOK, map[string]any{"grants": handlers.GrantViews(grants)})
 	case segs[0] == "grants" && len(segs) == 3 && segs[1] != "" && segs[2] != "":
 		if err := allow(r, http.MethodDelete); err != nil {
 			return err
@@ -217,22 +217,6 @@ func (a *AdminAPI) createClient(w http.ResponseWriter, r *http.Request, srv *han
 		return storeError(err, "creating the client")
 	}
 	return writeAdminJSON(w, http.StatusCreated, v)
-}
-
-type grantView struct {
-	ClientID   string `json:"client_id"`
-	ClientName string `json:"client_name,omitempty"`
-	Scope      string `json:"scope"`
-	CreatedAt  int64  `json:"created_at"`
-	UpdatedAt  int64  `json:"updated_at"`
-}
-
-func grantViews(grants []*storage.Grant) []grantView {
-	out := make([]grantView, len(grants))
-	for i, g := range grants {
-		out[i] = grantView{g.ClientID, g.ClientName, g.Scope, g.CreatedAt, g.UpdatedAt}
-	}
-	return out
 }
 
 // allow answers 405 unless r's method is one of methods.

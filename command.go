@@ -17,6 +17,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
+
+	"github.com/caddy-dcr/caddy-dcr/internal/handlers"
 )
 
 func init() {
@@ -192,7 +194,7 @@ func setupDCRCommand(cmd *cobra.Command) {
 			Args:  cobra.ExactArgs(1),
 			RunE: run(func(c *cliContext, _ *cobra.Command, args []string) error {
 				var out struct {
-					Grants []grantView `json:"grants"`
+					Grants []handlers.GrantView `json:"grants"`
 				}
 				if err := c.call(http.MethodGet, "/dcr/grants", url.Values{"subject": {args[0]}}, nil, &out); err != nil {
 					return err

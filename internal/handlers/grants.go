@@ -11,14 +11,30 @@ import (
 	"github.com/caddy-dcr/caddy-dcr/storage"
 )
 
-type grantView struct {
+// GrantView is a person's grant as the grants page and the admin API
+// show it.
+type GrantView struct {
 	ClientID   string `json:"client_id"`
 	ClientName string `json:"client_name,omitempty"`
 	Scope      string `json:"scope"`
 	CreatedAt  int64  `json:"created_at"`
 	UpdatedAt  int64  `json:"updated_at"`
-	CSRF       string `json:"-"`
-	Action     string `json:"-"`
+}
+
+// GrantViews shows grants.
+func GrantViews(grants []*storage.Grant) []GrantView {
+	out := make([]GrantView, len(grants))
+	for i, g := range grants {
+		out[i] = GrantView{g.ClientID, g.ClientName, g.Scope, g.CreatedAt, g.UpdatedAt}
+	}
+	return out
+}
+
+// grantRow is a grant on the grants page, with its revoke form.
+type grantRow struct {
+	GrantView
+	CSRF   string `json:"-"`
+	Action string `json:"-"`
 }
 
 // wantsJSON reports whether the caller prefers JSON to HTML.
@@ -45,11 +61,10 @@ func (s *Server) serveGrants(w http.ResponseWriter, r *http.Request) {
 		s.internalError(w, "listing grants", "", err)
 		return
 	}
-	views := []grantView{}
-	for _, g := range grants {
-		views = append(views, grantView{ClientID: g.ClientID, ClientName: g.ClientName, Scope: g.Scope,
-			CreatedAt: g.CreatedAt, UpdatedAt: g.UpdatedAt, Action: s.cfg.GrantsPath + "/" + url.PathEscape(g.ClientID),
-			CSRF: s.csrfToken(user, url.Values{"revoke": {g.ClientID}})})
+	views := []grantRow{}
+	for _, v := range GrantViews(grants) {
+		views = append(views, grantRow{GrantView: v, Action: s.cfg.GrantsPath + "/" + url.PathEscape(v.ClientID),
+			CSRF: s.csrfToken(user, url.Values{"revoke": {v.ClientID}})})
 	}
 	if wantsJSON(r) {
 		writeJSON(w, http.StatusOK, map[string]any{"grants": views})
