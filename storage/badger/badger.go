@@ -333,7 +333,11 @@ func getClient(txn *bdb.Txn, id string) (*storage.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	var c *storage.Client
+	return itemClient(item)
+}
+
+// itemClient decodes the client record item holds.
+func itemClient(item *bdb.Item) (c *storage.Client, err error) {
 	err = item.Value(func(b []byte) error {
 		c, err = decodeClient(b)
 		return err
@@ -568,11 +572,7 @@ func (s *Store) Clients(ctx context.Context, cursor string, limit int) ([]*stora
 				next = out[len(out)-1].ID
 				return nil
 			}
-			var c *storage.Client
-			err := it.Item().Value(func(b []byte) (err error) {
-				c, err = decodeClient(b)
-				return err
-			})
+			c, err := itemClient(it.Item())
 			if err != nil {
 				return err
 			}

@@ -31,11 +31,7 @@ func (s *Store) ReapClients(ctx context.Context, p storage.ReapPolicy) ([]string
 		it := txn.NewIterator(opts)
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
-			var c *storage.Client
-			err := it.Item().Value(func(b []byte) (err error) {
-				c, err = decodeClient(b)
-				return err
-			})
+			c, err := itemClient(it.Item())
 			if err != nil {
 				return err
 			}
