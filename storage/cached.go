@@ -56,6 +56,10 @@ type Cached struct {
 
 	clientsMu sync.Mutex
 	clients   map[string]cachedClient
+	// clientWrites counts the client writes (forgetClient): a read of the
+	// store that a write overlapped is not cached, since it may be what
+	// the write replaced.
+	clientWrites uint64
 
 	// shared holds what the handlers on the store share (see Shared).
 	shared sync.Map
@@ -342,6 +346,7 @@ func (c *Cached) Client(ctx context.Context, id string) (*Client, error) {
 	now := c.now()
 	c.clientsMu.Lock()
 	e, ok := c.clients[id]
+	writes := c.clientWrites
 	c.clientsMu.Unlock()
 	if ok && now.Sub(e.read) < clientTTL {
 		if e.client == nil {
@@ -355,13 +360,15 @@ func (c *Cached) Client(ctx context.Context, id string) (*Client, error) {
 		return nil, err
 	}
 	c.clientsMu.Lock()
-	if len(c.clients) >= maxCachedClients {
-		for k := range c.clients {
-			delete(c.clients, k)
-			break
+	if c.clientWrites == writes {
+		if len(c.clients) >= maxCachedClients {
+			for k := range c.clients {
+				delete(c.clients, k)
+				break
+			}
 		}
+		c.clients[id] = cachedClient{client: cl, read: now}
 	}
-	c.clients[id] = cachedClient{client: cl, read: now}
 	c.clientsMu.Unlock()
 	if cl == nil {
 		return nil, err
@@ -439,5 +446,6 @@ func (c *Cached) TouchClient(ctx context.Context, id string, at int64) error {
 func (c *Cached) forgetClient(id string) {
 	c.clientsMu.Lock()
 	delete(c.clients, id)
+	c.clientWrites++
 	c.clientsMu.Unlock()
 }

@@ -145,3 +145,43 @@ func TestResyncDoesNotUndoANewerDisable(t *testing.T) {
 		t.Fatal("a later snapshot without the client did not apply")
 	}
 }
+
+// slowRead answers Client with the client as it was when asked, once
+// released: a read that a deletion overtakes.
+type slowRead struct {
+	Store
+	asked, release chan struct{}
+}
+
+func (s slowRead) Client(_ context.Context, id string) (*Client, error) {
+	s.asked <- struct{}{}
+	<-s.release
+	return &Client{ID: id}, nil // read before the deletion committed
+}
+
+func (slowRead) DeleteClient(context.Context, string, int64) error { return nil }
+
+// A read of a client that a deletion overtook is not cached: the deleted
+// client's secret must not work for another second (CI caught a secret
+// working after a deletion that raced a token request).
+func TestCachedClientsSkipAReadAWriteOvertook(t *testing.T) {
+	store := slowRead{asked: make(chan struct{}), release: make(chan struct{})}
+	c := &Cached{Store: store, now: time.Now, clients: map[string]cachedClient{},
+		revoked: map[RevocationKind]*sync.Map{RevokedClient: new(sync.Map)}}
+	done := make(chan error)
+	go func() { _, err := c.Client(t.Context(), "a"); done <- err }()
+	<-store.asked
+	if err := c.DeleteClient(t.Context(), "a", time.Now().Add(time.Hour).Unix()); err != nil {
+		t.Fatal(err)
+	}
+	close(store.release)
+	if err := <-done; err != nil {
+		t.Fatal(err) // the overlapping read may see the client as it was
+	}
+	c.clientsMu.Lock()
+	_, cached := c.clients["a"]
+	c.clientsMu.Unlock()
+	if cached {
+		t.Fatal("a read that the deletion overtook was cached")
+	}
+}
