@@ -24,7 +24,7 @@ import (
 // Key prefixes. Every record kind has its own, so a prefix scan never
 // crosses kinds.
 const (
-	prefixClient            = "c/"   // c/<client id> -> Client JSON
+	prefixClient            = "c/"   // c/<client id> -> client record (clientrecord.go)
 	prefixRegistrationToken = "r/"   // r/<hex sha256 of token> -> client id
 	prefixInitialToken      = "i/"   // i/<id> -> InitialAccessToken JSON
 	prefixInitialTokenHash  = "i-h/" // i-h/<hex sha256 of token> -> id
@@ -265,49 +265,6 @@ func getJSON(txn *bdb.Txn, key []byte, v any) error {
 		return err
 	}
 	return item.Value(func(b []byte) error { return json.Unmarshal(b, v) })
-}
-
-// metadataFields is storage.Metadata without its methods, so a record
-// decodes in one pass (Metadata's own decoder, for the wire format, needs
-// two).
-type metadataFields storage.Metadata
-
-// clientRecord is how a client is stored: the metadata's extension members
-// sit in a member of their own.
-type clientRecord struct {
-	ID                    string                     `json:"id"`
-	IssuedAt              int64                      `json:"issued_at"`
-	SecretHash            []byte                     `json:"secret_hash,omitempty"`
-	SecretExpiresAt       int64                      `json:"secret_expires_at,omitempty"`
-	RegistrationTokenHash []byte                     `json:"registration_token_hash"`
-	Metadata              metadataFields             `json:"metadata"`
-	Extra                 map[string]json.RawMessage `json:"extra,omitempty"`
-	Origin                string                     `json:"origin,omitempty"`
-	LastUsedAt            int64                      `json:"last_used_at,omitempty"`
-	Settings              storage.ClientSettings     `json:"settings"`
-}
-
-func encodeClient(c *storage.Client) ([]byte, error) {
-	rec := clientRecord{
-		ID: c.ID, IssuedAt: c.IssuedAt, SecretHash: c.SecretHash, SecretExpiresAt: c.SecretExpiresAt,
-		RegistrationTokenHash: c.RegistrationTokenHash, Metadata: metadataFields(c.Metadata), Extra: c.Metadata.Extra,
-		Origin: c.Origin, LastUsedAt: c.LastUsedAt, Settings: c.Settings,
-	}
-	return json.Marshal(&rec)
-}
-
-func decodeClient(b []byte) (*storage.Client, error) {
-	var rec clientRecord
-	if err := json.Unmarshal(b, &rec); err != nil {
-		return nil, err
-	}
-	m := storage.Metadata(rec.Metadata)
-	m.Extra = rec.Extra
-	return &storage.Client{
-		ID: rec.ID, IssuedAt: rec.IssuedAt, SecretHash: rec.SecretHash, SecretExpiresAt: rec.SecretExpiresAt,
-		RegistrationTokenHash: rec.RegistrationTokenHash, Metadata: m,
-		Origin: rec.Origin, LastUsedAt: rec.LastUsedAt, Settings: rec.Settings,
-	}, nil
 }
 
 // standInClient is decoded when a client is missing, so that a miss costs
