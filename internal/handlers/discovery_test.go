@@ -60,8 +60,9 @@ func TestWellKnownURL(t *testing.T) {
 }
 
 // The discovery documents offer only what registration accepts: with
-// public clients refused and grant types narrowed, neither none, metadata
-// documents nor the other grants are advertised.
+// public clients refused and grant types narrowed, neither none (at the
+// token or the revocation endpoint), metadata documents nor the other
+// grants are advertised.
 func TestDiscoveryFollowsRegistrationPolicy(t *testing.T) {
 	for _, tc := range []struct {
 		name         string
@@ -88,8 +89,10 @@ func TestDiscoveryFollowsRegistrationPolicy(t *testing.T) {
 				if got := strs(m["grant_types_supported"]); !slices.Equal(got, tc.grants) {
 					t.Errorf("%s: grant_types_supported %v, want %v", p, got, tc.grants)
 				}
-				if got := strs(m["token_endpoint_auth_methods_supported"]); !slices.Equal(got, tc.auth) {
-					t.Errorf("%s: token_endpoint_auth_methods_supported %v, want %v", p, got, tc.auth)
+				for _, name := range []string{"token_endpoint_auth_methods_supported", "revocation_endpoint_auth_methods_supported"} {
+					if got := strs(m[name]); !slices.Equal(got, tc.auth) {
+						t.Errorf("%s: %s %v, want %v", p, name, got, tc.auth)
+					}
 				}
 				if m["client_id_metadata_document_supported"] != tc.cimd {
 					t.Errorf("%s: client_id_metadata_document_supported %v, want %v", p, m["client_id_metadata_document_supported"], tc.cimd)
