@@ -4,9 +4,11 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -66,7 +68,7 @@ func newFakeGitHub(t *testing.T) *fakeGitHub {
 		}
 		_ = json.NewEncoder(w).Encode(map[string]string{"access_token": "gho_usertoken", "token_type": "bearer", "scope": "read:user,user:email"})
 	})
-	api := func(path string, body func() any) {
+	api := func(path string, body func(r *http.Request) any) {
 		mux.HandleFunc("GET "+path, func(w http.ResponseWriter, r *http.Request) {
 			if r.Header.Get("Authorization") != "Bearer gho_usertoken" {
 				w.WriteHeader(http.StatusUnauthorized)
@@ -75,24 +77,24 @@ func newFakeGitHub(t *testing.T) *fakeGitHub {
 			w.Header().Set("Content-Type", "application/json")
 			g.mu.Lock()
 			defer g.mu.Unlock()
-			_ = json.NewEncoder(w).Encode(body())
+			_ = json.NewEncoder(w).Encode(body(r))
 		})
 	}
-	api("/user", func() any { return g.user })
-	api("/user/emails", func() any {
+	api("/user", func(*http.Request) any { return g.user })
+	api("/user/emails", func(*http.Request) any {
 		return []map[string]any{{"email": "octocat@users.noreply.github.com", "primary": false, "verified": true},
 			{"email": "octocat@github.com", "primary": true, "verified": true, "visibility": "public"}}
 	})
-	api("/user/orgs", func() any {
-		var out []map[string]any
-		for _, o := range g.orgs {
+	api("/user/orgs", func(r *http.Request) any {
+		out := []map[string]any{}
+		for _, o := range page(r, g.orgs) {
 			out = append(out, map[string]any{"login": o, "id": 1})
 		}
 		return out
 	})
-	api("/user/teams", func() any {
-		var out []map[string]any
-		for _, t := range g.teams {
+	api("/user/teams", func(r *http.Request) any {
+		out := []map[string]any{}
+		for _, t := range page(r, g.teams) {
 			out = append(out, map[string]any{"slug": t[1], "name": t[1], "organization": map[string]any{"login": t[0]}})
 		}
 		return out
@@ -100,6 +102,21 @@ func newFakeGitHub(t *testing.T) *fakeGitHub {
 	g.Server = httptest.NewServer(mux)
 	t.Cleanup(g.Close)
 	return g
+}
+
+// page is the part of a list that GitHub's per_page and page parameters
+// ask for (30 per page, the first, unless they say otherwise).
+func page[T any](r *http.Request, all []T) []T {
+	per, _ := strconv.Atoi(r.URL.Query().Get("per_page"))
+	if per <= 0 {
+		per = 30
+	}
+	n, _ := strconv.Atoi(r.URL.Query().Get("page"))
+	first := (max(n, 1) - 1) * per
+	if first >= len(all) {
+		return nil
+	}
+	return all[first:min(first+per, len(all))]
 }
 
 func githubServer(t *testing.T, g *fakeGitHub, lc login.Config) (*testServer, *httptest.Server) {
@@ -122,13 +139,22 @@ func TestLoginThroughGitHub(t *testing.T) {
 		orgs  []string
 		teams [][2]string
 		in    bool
+		// refused with this status and page, when not 403 and the
+		// refusal naming the person
+		status int
+		page   string
 	}{
-		{"allowed user", login.Config{AllowUser: []string{"OctoCat"}}, nil, nil, true},
-		{"other user", login.Config{AllowUser: []string{"hubot"}}, nil, nil, false},
-		{"member of the org", login.Config{AllowOrg: []string{"acme"}}, []string{"acme"}, nil, true},
-		{"not a member", login.Config{AllowOrg: []string{"acme"}}, []string{"other"}, nil, false},
-		{"on the team", login.Config{AllowTeam: []string{"acme/platform"}}, nil, [][2]string{{"acme", "platform"}}, true},
-		{"on another team of the org", login.Config{AllowTeam: []string{"acme/platform"}}, nil, [][2]string{{"acme", "sales"}, {"other", "platform"}}, false},
+		{"allowed user", login.Config{AllowUser: []string{"OctoCat"}}, nil, nil, true, 0, ""},
+		{"other user", login.Config{AllowUser: []string{"hubot"}}, nil, nil, false, 0, ""},
+		{"member of the org", login.Config{AllowOrg: []string{"acme"}}, []string{"acme"}, nil, true, 0, ""},
+		{"not a member", login.Config{AllowOrg: []string{"acme"}}, []string{"other"}, nil, false, 0, ""},
+		{"on the team", login.Config{AllowTeam: []string{"acme/platform"}}, nil, [][2]string{{"acme", "platform"}}, true, 0, ""},
+		{"member of an org on the third page", login.Config{AllowOrg: []string{"acme"}}, append(manyOrgs(250), "acme"), nil, true, 0, ""},
+		{"on a team on the second page", login.Config{AllowTeam: []string{"acme/platform"}}, nil,
+			append(manyTeams(100), [2]string{"acme", "platform"}), true, 0, ""},
+		{"in more organizations than are read", login.Config{AllowOrg: []string{"acme"}}, append(manyOrgs(1000), "acme"), nil, false,
+			http.StatusBadGateway, "Sign-in failed"},
+		{"on another team of the org", login.Config{AllowTeam: []string{"acme/platform"}}, nil, [][2]string{{"acme", "sales"}, {"other", "platform"}}, false, 0, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := newFakeGitHub(t)
@@ -139,7 +165,10 @@ func TestLoginThroughGitHub(t *testing.T) {
 			c := browser(t, toClient)
 			resp, page := get(t, c, hs.URL+"/oauth/authorize?"+params.Encode())
 			if !tc.in {
-				if resp.StatusCode != http.StatusForbidden || !strings.Contains(page, "octocat@github.com") {
+				if tc.status == 0 {
+					tc.status, tc.page = http.StatusForbidden, "octocat@github.com"
+				}
+				if resp.StatusCode != tc.status || !strings.Contains(page, tc.page) {
 					t.Fatalf("refused person: %d\n%s", resp.StatusCode, page)
 				}
 				return
@@ -160,6 +189,22 @@ func TestLoginThroughGitHub(t *testing.T) {
 			}
 		})
 	}
+}
+
+func manyOrgs(n int) []string {
+	var out []string
+	for i := range n {
+		out = append(out, fmt.Sprint("org-", i))
+	}
+	return out
+}
+
+func manyTeams(n int) [][2]string {
+	var out [][2]string
+	for i := range n {
+		out = append(out, [2]string{"acme", fmt.Sprint("team-", i)})
+	}
+	return out
 }
 
 // TestChoicePage: with two logins, the person chooses; each choice leads

@@ -101,7 +101,7 @@ func (p *gitHubProvider) Exchange(ctx context.Context, redirectURI, code, verifi
 		Primary  bool   `json:"primary"`
 		Verified bool   `json:"verified"`
 	}
-	if err := p.get(ctx, tok.AccessToken, "/user/emails", &emails); err == nil {
+	if err := p.get(ctx, tok.AccessToken, "/user/emails?per_page=100", &emails); err == nil {
 		for _, e := range emails {
 			if e.Primary && e.Verified {
 				id.email, id.emailVerified = e.Email, true
@@ -110,10 +110,10 @@ func (p *gitHubProvider) Exchange(ctx context.Context, redirectURI, code, verifi
 		}
 	}
 	if len(p.cfg.AllowOrg) > 0 {
-		var orgs []struct {
+		orgs, err := getPages[struct {
 			Login string `json:"login"`
-		}
-		if err := p.get(ctx, tok.AccessToken, "/user/orgs?per_page=100", &orgs); err != nil {
+		}](ctx, p, tok.AccessToken, "/user/orgs")
+		if err != nil {
 			return nil, err
 		}
 		for _, o := range orgs {
@@ -121,13 +121,13 @@ func (p *gitHubProvider) Exchange(ctx context.Context, redirectURI, code, verifi
 		}
 	}
 	if len(p.cfg.AllowTeam) > 0 {
-		var teams []struct {
+		teams, err := getPages[struct {
 			Slug         string `json:"slug"`
 			Organization struct {
 				Login string `json:"login"`
 			} `json:"organization"`
-		}
-		if err := p.get(ctx, tok.AccessToken, "/user/teams?per_page=100", &teams); err != nil {
+		}](ctx, p, tok.AccessToken, "/user/teams")
+		if err != nil {
 			return nil, err
 		}
 		for _, t := range teams {
@@ -135,6 +135,33 @@ func (p *gitHubProvider) Exchange(ctx context.Context, redirectURI, code, verifi
 		}
 	}
 	return id, nil
+}
+
+// GitHub lists in pages of at most 100; a person in more than
+// maxListPages*100 organizations or teams is refused (the rules could not
+// be decided), not judged on part of the list.
+const (
+	listPageSize = 100
+	maxListPages = 10
+)
+
+// getPages reads every page of one of GitHub's lists: until a page comes
+// back short.
+func getPages[T any](ctx context.Context, p *gitHubProvider, token, path string) ([]T, error) {
+	var all []T
+	for page := 1; ; page++ {
+		if page > maxListPages {
+			return nil, fmt.Errorf("GitHub API %s: more than %d entries", path, maxListPages*listPageSize)
+		}
+		var items []T
+		if err := p.get(ctx, token, fmt.Sprintf("%s?per_page=%d&page=%d", path, listPageSize, page), &items); err != nil {
+			return nil, err
+		}
+		all = append(all, items...)
+		if len(items) < listPageSize {
+			return all, nil
+		}
+	}
 }
 
 // get calls GitHub's REST API with the person's token and decodes a
