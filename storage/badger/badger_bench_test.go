@@ -60,3 +60,52 @@ func BenchmarkClientByRegistrationToken(b *testing.B) {
 		i++
 	}
 }
+
+// BenchmarkReapBacklog measures reaping a backlog of never-used clients
+// (what a registration flood leaves once unused_client_ttl passes), per
+// client reaped, in batches as the reaper does. Each batch reads every
+// client to find the oldest, so the cost per client grows with the
+// backlog: 54 µs at 5,000 and 81 µs at 20,000 here, of which about 45 µs
+// is the client's own deletion.
+func BenchmarkReapBacklog(b *testing.B) {
+	for _, n := range []int{5000, 20000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			ctx := context.Background()
+			for b.Loop() {
+				b.StopTimer()
+				s, err := Open(filepath.Join(b.TempDir(), "db"), Options{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				for i := range n {
+					c := newClient(fmt.Sprintf("reap-%06d", i))
+					c.IssuedAt = int64(1000 + i)
+					c.RegistrationTokenHash = storage.HashSecret(c.ID)
+					if err := s.CreateClient(ctx, c); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.StartTimer()
+				p := storage.ReapPolicy{UnusedBefore: 1 << 40, Now: 2000, Until: 3000, Limit: storage.MaxReapBatch}
+				reaped := 0
+				for {
+					ids, err := s.ReapClients(ctx, p)
+					if err != nil {
+						b.Fatal(err)
+					}
+					reaped += len(ids)
+					if len(ids) < storage.MaxReapBatch {
+						break
+					}
+				}
+				b.StopTimer()
+				if reaped != n {
+					b.Fatalf("reaped %d of %d", reaped, n)
+				}
+				s.Close()
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/client")
+		})
+	}
+}
