@@ -24,6 +24,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/caddy-dcr/caddy-dcr/internal/login"
+	"github.com/caddy-dcr/caddy-dcr/internal/ratelimit"
 	"github.com/caddy-dcr/caddy-dcr/storage"
 )
 
@@ -107,7 +108,7 @@ type loginState struct {
 	// client address starts them (a table shared by the handlers on the
 	// store, across reloads; see shareSignInLimit).
 	starts            startLimiter
-	perAddress        *rateLimiter
+	perAddress        *ratelimit.Limiter
 	releasePerAddress func()
 }
 
@@ -140,8 +141,8 @@ func (s *Server) shareSignInLimit() {
 	if s.logins == nil {
 		return
 	}
-	table, release := limitTablesOf(s.store).share(limitKey{"sign-in", loginStartsPerAddress, loginStartsWindow})
-	s.logins.perAddress, s.logins.releasePerAddress = &rateLimiter{limitTable: table}, release
+	s.logins.perAddress, s.logins.releasePerAddress = ratelimit.Of(s.store).Limiter(
+		ratelimit.Key{Purpose: "sign-in", Burst: loginStartsPerAddress, Window: loginStartsWindow}, nil)
 }
 
 // SessionKeyPeriod is how long one key seals new session cookies before
@@ -400,7 +401,7 @@ func (s *Server) beginLogin(w http.ResponseWriter, r *http.Request, l *login.Log
 	}
 	now := s.now()
 	if addr, ok := clientAddr(r); ok {
-		if allowed, wait := s.logins.perAddress.allow(addr, now); !allowed {
+		if allowed, wait := s.logins.perAddress.Allow(addr, now); !allowed {
 			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
 			s.showError(w, http.StatusTooManyRequests, "Try again shortly", "Too many sign-ins were started from your address. Try again in a moment.")
 			return

@@ -21,6 +21,7 @@ import (
 	"github.com/oauth2-proxy/mockoidc"
 
 	"github.com/caddy-dcr/caddy-dcr/internal/login"
+	"github.com/caddy-dcr/caddy-dcr/internal/ratelimit"
 )
 
 // startMockOIDC runs mockoidc, a real OpenID Connect provider, on loopback.
@@ -697,15 +698,15 @@ func TestSignInLimitIsSharedPerStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if reloaded.logins.perAddress.limitTable != ts.srv.logins.perAddress.limitTable {
+	if !reloaded.logins.perAddress.SharesWith(ts.srv.logins.perAddress) {
 		t.Error("a reload starts the sign-in buckets afresh")
 	}
-	if reloaded.limiter.limitTable == reloaded.logins.perAddress.limitTable {
+	if reloaded.limiter.SharesWith(reloaded.logins.perAddress) {
 		t.Error("sign-ins and registrations share buckets")
 	}
 	reloaded.Close()
 	ts.srv.Close()
-	if n := len(limitTablesOf(ts.store).m); n != 0 {
+	if n := ratelimit.Of(ts.store).Len(); n != 0 {
 		t.Errorf("%d tables kept after every Server closed", n)
 	}
 }

@@ -6,11 +6,11 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/caddy-dcr/caddy-dcr/internal/ratelimit"
 	"github.com/caddy-dcr/caddy-dcr/storage"
 )
 
@@ -24,187 +24,15 @@ const (
 	DefaultRegistrationWindow = 10 * time.Minute
 )
 
-// maxLimitBuckets bounds the buckets a limitTable keeps. Anyone creates
-// one by registering, so the table is bounded: past the cap, buckets that
-// have refilled (worth the same as no bucket) are dropped, and if none
-// has, an arbitrary one is, which gives that address a fresh burst.
-const maxLimitBuckets = 10000
-
-// rateLimiter is a token bucket per client address: burst tokens, one
-// refilled every window/burst. IPv6 addresses share the bucket of their
-// /64, which one subscriber usually holds whole. The exemptions are the
-// Server's own; the buckets are a limitTable shared by every Server on the
-// store with the same burst and window (see limitTables), so neither a
-// config reload nor a second dcr handler hands out a fresh burst.
-type rateLimiter struct {
-	exempt []netip.Prefix
-	*limitTable
-}
-
-// limitTable holds the buckets of one burst and window.
-type limitTable struct {
-	burst  float64
-	refill time.Duration // the time one token takes to come back
-
-	mu        sync.Mutex
-	buckets   map[netip.Addr]bucket
-	lastSweep time.Time
-}
-
-// bucket is an address's tokens as of at.
-type bucket struct {
-	tokens float64
-	at     time.Time
-}
-
-// newRateLimiter returns a limiter with a table of its own.
-func newRateLimiter(burst int, window time.Duration, exempt []netip.Prefix) *rateLimiter {
-	return &rateLimiter{exempt: exempt, limitTable: newLimitTable(burst, window)}
-}
-
-func newLimitTable(burst int, window time.Duration) *limitTable {
-	return &limitTable{burst: float64(burst), refill: window / time.Duration(burst), buckets: map[netip.Addr]bucket{}}
-}
-
-// limitTables are the registration limit tables of one store, by burst
-// and window. A table lives while a Server uses it: Caddy provisions the
-// new config before it cleans up the old, so a reload keeps the buckets.
-type limitTables struct {
-	mu sync.Mutex
-	m  map[limitKey]*sharedLimitTable
-}
-
-// limitKey names a table: what it limits (registrations, sign-ins), and
-// its burst and window.
-type limitKey struct {
-	purpose string
-	burst   int
-	window  time.Duration
-}
-
-type sharedLimitTable struct {
-	table *limitTable
-	users int
-}
-
-// limitTablesOf returns the limit tables of store, shared by every Server
-// on it; a store that keeps no shared state (a bare backend in tests)
-// gets tables of its own.
-func limitTablesOf(store storage.Store) *limitTables {
-	type limitTablesKey struct{}
-	create := func() any { return &limitTables{m: map[limitKey]*sharedLimitTable{}} }
-	if sh, ok := store.(interface {
-		Shared(key any, create func() any) any
-	}); ok {
-		return sh.Shared(limitTablesKey{}, create).(*limitTables)
-	}
-	return create().(*limitTables)
-}
-
-// limiter returns the registration limiter of lim, nil when there is no
-// limit, over the table for its burst and window; release lets go of the
-// table, which is dropped when no Server uses it.
-func (lt *limitTables) limiter(lim Limits) (l *rateLimiter, release func()) {
+// registrationLimiter returns the registration limiter of lim, nil when
+// there is no limit, over its store's table for its burst and window;
+// release lets go of the table.
+func registrationLimiter(store storage.Store, lim Limits) (l *ratelimit.Limiter, release func()) {
 	if lim.RegistrationBurst <= 0 || lim.RegistrationWindow <= 0 {
 		return nil, func() {}
 	}
-	table, release := lt.share(limitKey{"registration", lim.RegistrationBurst, lim.RegistrationWindow})
-	return &rateLimiter{exempt: lim.RegistrationExempt, limitTable: table}, release
-}
-
-// share returns the table key names, made if need be, and the function
-// that lets go of it.
-func (lt *limitTables) share(key limitKey) (*limitTable, func()) {
-	lt.mu.Lock()
-	defer lt.mu.Unlock()
-	sh := lt.m[key]
-	if sh == nil {
-		sh = &sharedLimitTable{table: newLimitTable(key.burst, key.window)}
-		lt.m[key] = sh
-	}
-	sh.users++
-	var once sync.Once
-	return sh.table, func() {
-		once.Do(func() {
-			lt.mu.Lock()
-			defer lt.mu.Unlock()
-			if sh.users--; sh.users == 0 {
-				delete(lt.m, key)
-			}
-		})
-	}
-}
-
-// allow takes a token for addr at now. When there is none it reports
-// false and how long until there is.
-func (l *rateLimiter) allow(addr netip.Addr, now time.Time) (bool, time.Duration) {
-	// Unmapped first: ::ffff:192.0.2.1 is 192.0.2.1, for the exemptions
-	// too (an IPv4 prefix never contains a mapped address, nor a prefix
-	// one with a zone).
-	addr = addr.Unmap().WithZone("")
-	for _, p := range l.exempt {
-		if p.Contains(addr) {
-			return true, 0
-		}
-	}
-	return l.take(addr, now)
-}
-
-// take takes a token from key's bucket at now.
-func (t *limitTable) take(key netip.Addr, now time.Time) (bool, time.Duration) {
-	if key.Is6() {
-		p, _ := key.Prefix(64)
-		key = p.Addr()
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	b, ok := t.buckets[key]
-	if !ok {
-		t.makeRoom(now)
-		b = bucket{tokens: t.burst, at: now}
-	}
-	b.tokens = t.level(b, now)
-	b.at = now
-	if b.tokens < 1 {
-		t.buckets[key] = b
-		wait := time.Duration(math.Ceil((1 - b.tokens) * float64(t.refill)))
-		return false, wait
-	}
-	b.tokens--
-	t.buckets[key] = b
-	return true, 0
-}
-
-// level is b's tokens at now.
-func (t *limitTable) level(b bucket, now time.Time) float64 {
-	elapsed := now.Sub(b.at)
-	if elapsed <= 0 {
-		return b.tokens
-	}
-	return min(t.burst, b.tokens+float64(elapsed)/float64(t.refill))
-}
-
-// makeRoom keeps the table below its cap before a bucket is added. Called
-// with t.mu held. A full sweep runs at most once a second, so a flood of
-// new addresses costs one eviction each, not a scan each.
-func (t *limitTable) makeRoom(now time.Time) {
-	if len(t.buckets) < maxLimitBuckets {
-		return
-	}
-	if now.Sub(t.lastSweep) >= time.Second {
-		t.lastSweep = now
-		for k, b := range t.buckets {
-			if t.level(b, now) >= t.burst {
-				delete(t.buckets, k)
-			}
-		}
-	}
-	for k := range t.buckets {
-		if len(t.buckets) < maxLimitBuckets {
-			break
-		}
-		delete(t.buckets, k)
-	}
+	return ratelimit.Of(store).Limiter(ratelimit.Key{Purpose: "registration", Burst: lim.RegistrationBurst,
+		Window: lim.RegistrationWindow}, lim.RegistrationExempt)
 }
 
 // clientAddr is the request's client IP as Caddy determined it (which
@@ -235,7 +63,7 @@ func (s *Server) registrationAllowed(w http.ResponseWriter, r *http.Request) boo
 	if !ok {
 		return true
 	}
-	allowed, wait := s.limiter.allow(addr, s.now())
+	allowed, wait := s.limiter.Allow(addr, s.now())
 	if allowed {
 		return true
 	}

@@ -24,6 +24,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-dcr/caddy-dcr/internal/login"
+	"github.com/caddy-dcr/caddy-dcr/internal/ratelimit"
 	"github.com/caddy-dcr/caddy-dcr/storage"
 )
 
@@ -134,7 +135,7 @@ type Server struct {
 	issuerPath string   // the path of cfg.Issuer, without a trailing slash
 	iatHashes  [][]byte // hashes of cfg.InitialAccessTokens
 	policy     metadataPolicy
-	limiter    *rateLimiter // nil: registration is not rate limited
+	limiter    *ratelimit.Limiter // nil: registration is not rate limited
 	log        *zap.Logger
 	auditLog   *zap.Logger
 	now        func() time.Time
@@ -305,7 +306,7 @@ func New(ctx context.Context, store storage.Store, cfg Config) (*Server, error) 
 	// Last, so that a New that fails holds no share of the cache or of
 	// the registration and sign-in limits' buckets.
 	s.releaseCache = s.tokens.want(max(cfg.TokenCacheSize, 1))
-	s.limiter, s.releaseLimiter = limitTablesOf(store).limiter(cfg.Limits)
+	s.limiter, s.releaseLimiter = registrationLimiter(store, cfg.Limits)
 	s.shareSignInLimit()
 	return s, nil
 }
