@@ -195,18 +195,21 @@ func (r *reaper) reap(ctx context.Context) int {
 			p.IdleBefore = now.Add(-pass.ttl).Unix()
 		}
 		for ctx.Err() == nil {
-			ids, err := r.store.ReapClients(ctx, p)
-			total += len(ids)
-			r.report(pass.reason, ids)
+			reaped, err := r.store.ReapClients(ctx, p)
+			total += len(reaped)
+			r.report(pass.reason, storage.IDs(reaped))
 			if err != nil {
 				if ctx.Err() == nil {
 					r.log.Error("reaping clients failed", zap.String("reason", pass.reason), zap.Error(err))
 				}
 				break
 			}
-			if len(ids) < storage.MaxReapBatch {
+			if len(reaped) < storage.MaxReapBatch {
 				break
 			}
+			// The next batch starts where this one ended, without
+			// reading again the clients this one passed over.
+			p.After = reaped[len(reaped)-1]
 		}
 	}
 	if total > 0 {

@@ -325,12 +325,12 @@ func (c *Cached) DeleteClient(ctx context.Context, id string, until int64) error
 
 // ReapClients implements Store; the reaped clients' revocations take
 // effect in memory once the store reports them.
-func (c *Cached) ReapClients(ctx context.Context, p ReapPolicy) ([]string, error) {
-	ids, err := c.Store.ReapClients(ctx, p)
-	for _, id := range ids {
-		c.add(Revocation{RevokedClient, id, p.Until}) // forgets the cached client too
+func (c *Cached) ReapClients(ctx context.Context, p ReapPolicy) ([]ClientPosition, error) {
+	reaped, err := c.Store.ReapClients(ctx, p)
+	for _, r := range reaped {
+		c.add(Revocation{RevokedClient, r.ID, p.Until}) // forgets the cached client too
 	}
-	return ids, err
+	return reaped, err
 }
 
 type cachedClient struct {

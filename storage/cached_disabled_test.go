@@ -57,9 +57,9 @@ func TestCachedRefusesDisabledClients(t *testing.T) {
 		t.Fatal("an enabled client is still refused")
 	}
 	now := time.Now().Unix()
-	ids, err := c.ReapClients(ctx, storage.ReapPolicy{UnusedBefore: 2000, Now: now, Until: now + 60, Limit: 10})
-	if err != nil || len(ids) != 1 || ids[0] != "unused" {
-		t.Fatalf("reaped %v, %v", ids, err)
+	reaped, err := c.ReapClients(ctx, storage.ReapPolicy{UnusedBefore: 2000, Now: now, Until: now + 60, Limit: 10})
+	if ids := storage.IDs(reaped); err != nil || len(ids) != 1 || ids[0] != "unused" {
+		t.Fatalf("reaped %v, %v", reaped, err)
 	}
 	if !refused("unused") {
 		t.Fatal("a reaped client's tokens are not refused")

@@ -21,7 +21,41 @@ type ReapPolicy struct {
 	// Limit bounds how many clients one call removes; at most
 	// MaxReapBatch.
 	Limit int
+	// After resumes a pass: only clients after it in the order of
+	// removal are considered. A caller reaping in batches passes the
+	// last position the previous batch returned, so that no batch reads
+	// again the clients an earlier one passed over; the zero value starts
+	// from the oldest.
+	After ClientPosition
 }
+
+// ClientPosition is a client's place in the order ReapClients removes
+// clients in: by IssuedAt, then ID.
+type ClientPosition struct {
+	IssuedAt int64
+	ID       string
+}
+
+// Before reports whether p comes before o.
+func (p ClientPosition) Before(o ClientPosition) bool {
+	return p.IssuedAt < o.IssuedAt || p.IssuedAt == o.IssuedAt && p.ID < o.ID
+}
+
+// Position is c's place in the order of removal.
+func (c *Client) Position() ClientPosition { return ClientPosition{c.IssuedAt, c.ID} }
+
+// IDs lists the ids of the clients at positions.
+func IDs(positions []ClientPosition) []string {
+	ids := make([]string, len(positions))
+	for i, p := range positions {
+		ids[i] = p.ID
+	}
+	return ids
+}
+
+// Cutoff is the registration time at and after which p selects no
+// client: both rules need IssuedAt before their time.
+func (p *ReapPolicy) Cutoff() int64 { return max(p.UnusedBefore, p.IdleBefore) }
 
 // MaxReapBatch bounds the clients one ReapClients call removes, so that
 // one call is one short write.

@@ -101,12 +101,13 @@ type Store interface {
 	// set.
 	CountClients(ctx context.Context) (int, error)
 	// ReapClients removes up to p.Limit clients that p selects (see
-	// ReapPolicy), oldest first, and returns their ids. Each is removed
+	// ReapPolicy) from those after p.After, oldest first, and returns
+	// their positions in that order. Each is removed
 	// as DeleteClient removes one, atomically with the check that
 	// selected it, so a client used meanwhile stays. Processes sharing
 	// the store may reap at the same time: each client is removed once,
 	// and a process may find nothing to do while another reaps.
-	ReapClients(ctx context.Context, p ReapPolicy) ([]string, error)
+	ReapClients(ctx context.Context, p ReapPolicy) ([]ClientPosition, error)
 	// DisabledClients returns the ids of the clients whose settings
 	// disable them, for an in-memory view to load: the token gate
 	// refuses their tokens (see Cached).

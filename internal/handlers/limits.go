@@ -71,7 +71,7 @@ func (s *Server) roomForClient(w http.ResponseWriter, r *http.Request) bool {
 		return true
 	}
 	now := s.now()
-	var reaped []string
+	var reaped []storage.ClientPosition
 	if pause := s.reapPause.Load(); now.UnixNano() >= pause {
 		reaped, err = s.store.ReapClients(ctx, storage.ReapPolicy{
 			UnusedBefore: now.Add(-maxClientsReapAge).Unix(), Now: now.Unix(), Until: s.revokedUntil(), Limit: n - limit + 1,
@@ -85,7 +85,7 @@ func (s *Server) roomForClient(w http.ResponseWriter, r *http.Request) bool {
 		}
 	}
 	if len(reaped) > 0 {
-		s.ClientsReaped("max_clients", reaped)
+		s.ClientsReaped("max_clients", storage.IDs(reaped))
 		s.log.Info("reaped unused clients to make room", zap.Int("count", len(reaped)), zap.Int("max_clients", limit))
 		if n, err = s.store.CountClients(ctx); err != nil {
 			s.internalError(w, "counting clients", "", err)

@@ -129,7 +129,7 @@ type countingStore struct {
 	reaps atomic.Int32
 }
 
-func (c *countingStore) ReapClients(ctx context.Context, p storage.ReapPolicy) ([]string, error) {
+func (c *countingStore) ReapClients(ctx context.Context, p storage.ReapPolicy) ([]storage.ClientPosition, error) {
 	c.reaps.Add(1)
 	return c.Store.ReapClients(ctx, p)
 }

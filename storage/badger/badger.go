@@ -29,6 +29,10 @@ const (
 	prefixInitialToken      = "i/"   // i/<id> -> InitialAccessToken JSON
 	prefixInitialTokenHash  = "i-h/" // i-h/<hex sha256 of token> -> id
 	prefixDisabledClient    = "d/"   // d/<client id> -> nothing: the client is disabled
+	prefixClientIssued      = "ci/"  // ci/<issued at, 16 hex digits>/<client id> -> nothing: clients in the order of removal (reap.go)
+
+	// keyIssuedIndexed records that every client has its ci/ entry.
+	keyIssuedIndexed = "m/clients-by-issued"
 )
 
 // maxConflictRetries bounds how often a write that lost a race with a
@@ -155,6 +159,10 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err := s.indexInitialTokens(); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("indexing initial access tokens in %s: %w", dir, err)
+	}
+	if err := s.indexClientsByIssued(); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("indexing clients in %s: %w", dir, err)
 	}
 	s.wg.Add(1)
 	go s.maintain(opts.GCInterval, opts.CompactInterval, !opts.InMemory)
@@ -339,6 +347,9 @@ func createClient(txn *bdb.Txn, c *storage.Client) error {
 	if err := putClient(txn, c); err != nil {
 		return err
 	}
+	if err := txn.Set(issuedKey(c.Position()), nil); err != nil {
+		return err
+	}
 	return txn.Set(registrationTokenKey(c.RegistrationTokenHash), []byte(c.ID))
 }
 
@@ -436,6 +447,14 @@ func (s *Store) ReplaceClient(ctx context.Context, c *storage.Client, tokenHash 
 		if err := putClient(txn, &kept); err != nil {
 			return err
 		}
+		if kept.IssuedAt != old.IssuedAt {
+			if err := txn.Delete(issuedKey(old.Position())); err != nil {
+				return err
+			}
+			if err := txn.Set(issuedKey(kept.Position()), nil); err != nil {
+				return err
+			}
+		}
 		if string(old.RegistrationTokenHash) != string(c.RegistrationTokenHash) {
 			if err := txn.Delete(registrationTokenKey(old.RegistrationTokenHash)); err != nil {
 				return err
@@ -474,6 +493,9 @@ func deleteClient(txn *bdb.Txn, c *storage.Client, until int64) error {
 		return err
 	}
 	if err := markDisabled(txn, c.ID, false); err != nil {
+		return err
+	}
+	if err := txn.Delete(issuedKey(c.Position())); err != nil {
 		return err
 	}
 	return txn.Delete(clientKey(c.ID))

@@ -1,11 +1,11 @@
 package badger
 
 import (
-	"container/heap"
 	"context"
 	"errors"
+	"fmt"
 	"math"
-	"slices"
+	"strconv"
 	"strings"
 
 	bdb "github.com/dgraph-io/badger/v4"
@@ -14,28 +14,42 @@ import (
 	"github.com/caddy-dcr/caddy-dcr/storage"
 )
 
-// ReapClients implements storage.Store. The clients are read in one pass
-// that keeps only the p.BatchLimit() oldest that p selects and that hold
-// no live refresh token (nor, when needed, a grant): memory stays bounded
-// however many are candidates. They are then removed oldest first, each
-// in a transaction of its own that reads the client again and checks its
-// refresh tokens and grants: a client touched meanwhile (TouchClient
-// rewrites the record, which makes the two transactions conflict) is
-// kept.
-func (s *Store) ReapClients(ctx context.Context, p storage.ReapPolicy) ([]string, error) {
-	limit := p.BatchLimit()
-	candidates := make(newestFirst, 0, limit)
+// ReapClients implements storage.Store. It walks the clients in the
+// order of removal through their ci/ index entries, from p.After up to
+// the policy's cutoff, and keeps the first p.BatchLimit() that p selects
+// and that hold no live refresh token (nor, when needed, a grant). Those
+// are then removed in order, each in a transaction of its own that reads
+// the client again and checks its refresh tokens and grants: a client
+// touched meanwhile (TouchClient rewrites the record, which makes the two
+// transactions conflict) is kept.
+func (s *Store) ReapClients(ctx context.Context, p storage.ReapPolicy) ([]storage.ClientPosition, error) {
+	limit, cutoff := p.BatchLimit(), p.Cutoff()
+	var candidates []storage.ClientPosition
 	err := s.view(ctx, func(txn *bdb.Txn) error {
+		candidates = candidates[:0]
 		opts := bdb.DefaultIteratorOptions
-		opts.Prefix = []byte(prefixClient)
+		opts.Prefix, opts.PrefetchValues = []byte(prefixClientIssued), false
 		it := txn.NewIterator(opts)
 		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			c, err := itemClient(it.Item())
+		for it.Seek(issuedKey(p.After)); it.Valid() && len(candidates) < limit; it.Next() {
+			pos, err := parseIssuedKey(it.Item().Key())
 			if err != nil {
 				return err
 			}
-			if !p.Selects(c) || len(candidates) == limit && !older(c, candidates[0]) {
+			if pos.IssuedAt >= cutoff {
+				break
+			}
+			if !p.After.Before(pos) {
+				continue
+			}
+			c, err := getClient(txn, pos.ID)
+			if errors.Is(err, storage.ErrNotFound) {
+				continue // an entry left by a write that crashed halfway
+			}
+			if err != nil {
+				return err
+			}
+			if !p.Selects(c) {
 				continue
 			}
 			// Checked here so that a client kept for its tokens or
@@ -46,55 +60,81 @@ func (s *Store) ReapClients(ctx context.Context, p storage.ReapPolicy) ([]string
 				}
 				continue
 			}
-			if len(candidates) < limit {
-				heap.Push(&candidates, c)
-			} else {
-				candidates[0] = c
-				heap.Fix(&candidates, 0)
-			}
+			candidates = append(candidates, pos)
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	slices.SortFunc(candidates, func(a, b *storage.Client) int {
-		if older(a, b) {
-			return -1
-		}
-		return 1
-	})
-	var reaped []string
-	for _, c := range candidates {
-		removed, err := s.reapClient(ctx, c.ID, &p)
+	var reaped []storage.ClientPosition
+	for _, pos := range candidates {
+		removed, err := s.reapClient(ctx, pos.ID, &p)
 		if err != nil {
 			return reaped, err
 		}
 		if removed {
-			reaped = append(reaped, c.ID)
+			reaped = append(reaped, pos)
 		}
 	}
 	return reaped, nil
 }
 
-// older orders clients by registration, then id.
-func older(a, b *storage.Client) bool {
-	return a.IssuedAt < b.IssuedAt || a.IssuedAt == b.IssuedAt && a.ID < b.ID
+// issuedKey is the ci/ index entry of the client at pos. The registration
+// time is 16 hex digits, so that the keys sort in the order of removal.
+func issuedKey(pos storage.ClientPosition) []byte {
+	return fmt.Appendf(nil, "%s%016x/%s", prefixClientIssued, uint64(max(pos.IssuedAt, 0)), pos.ID)
 }
 
-// newestFirst is a heap of clients with the newest on top: the one to
-// drop when an older candidate turns up.
-type newestFirst []*storage.Client
+func parseIssuedKey(key []byte) (storage.ClientPosition, error) {
+	rest := key[len(prefixClientIssued):]
+	if len(rest) < 17 || rest[16] != '/' {
+		return storage.ClientPosition{}, fmt.Errorf("malformed index key %q", key)
+	}
+	issued, err := strconv.ParseUint(string(rest[:16]), 16, 63)
+	if err != nil {
+		return storage.ClientPosition{}, fmt.Errorf("malformed index key %q: %w", key, err)
+	}
+	return storage.ClientPosition{IssuedAt: int64(issued), ID: string(rest[17:])}, nil
+}
 
-func (h newestFirst) Len() int           { return len(h) }
-func (h newestFirst) Less(i, j int) bool { return older(h[j], h[i]) }
-func (h newestFirst) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *newestFirst) Push(x any)        { *h = append(*h, x.(*storage.Client)) }
-func (h *newestFirst) Pop() any {
-	old := *h
-	c := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return c
+// indexClientsByIssued writes the ci/ index entry of every client, once:
+// stores written before the index existed have none. keyIssuedIndexed
+// records that it is done; it is written after the entries, so a crash
+// halfway makes the next start do it again.
+func (s *Store) indexClientsByIssued() error {
+	err := s.db.View(func(txn *bdb.Txn) error {
+		_, err := txn.Get([]byte(keyIssuedIndexed))
+		return err
+	})
+	if !errors.Is(err, bdb.ErrKeyNotFound) {
+		return err
+	}
+	wb := s.db.NewWriteBatch()
+	defer wb.Cancel()
+	err = s.db.View(func(txn *bdb.Txn) error {
+		opts := bdb.DefaultIteratorOptions
+		opts.Prefix = []byte(prefixClient)
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			c, err := itemClient(it.Item())
+			if err != nil {
+				return err
+			}
+			if err := wb.Set(issuedKey(c.Position()), nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := wb.Flush(); err != nil {
+		return err
+	}
+	return s.db.Update(func(txn *bdb.Txn) error { return txn.Set([]byte(keyIssuedIndexed), nil) })
 }
 
 // reapable reports whether c, which p selects, holds no live refresh token

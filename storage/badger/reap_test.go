@@ -3,6 +3,7 @@ package badger
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -62,8 +63,8 @@ func indexKeys(t *testing.T, s *Store, prefix string) (keys []string) {
 	return keys
 }
 
-// ReapClients keeps only the Limit oldest candidates while it scans; a
-// client kept for its grant does not take the place of one that can go.
+// ReapClients takes the Limit oldest candidates; a client kept for its
+// grant does not take the place of one that can go.
 func TestReapClientsTakesTheOldestReapable(t *testing.T) {
 	ctx := t.Context()
 	s := openMem(t)
@@ -79,15 +80,59 @@ func TestReapClientsTakesTheOldestReapable(t *testing.T) {
 	_, err := s.RecordGrant(ctx, &storage.Grant{ID: "g", Subject: "alice", ClientID: "c00", Scope: "read"})
 	must(t, err)
 	p := storage.ReapPolicy{IdleBefore: 5000, Now: 5000, Until: 6000, Limit: 5}
-	got, err := s.ReapClients(ctx, p)
+	reaped, err := s.ReapClients(ctx, p)
 	must(t, err)
+	got := storage.IDs(reaped)
 	// IssuedAt 1001..1005 are i = 23, 6, 29, 12, 35.
 	if want := []string{"c23", "c06", "c29", "c12", "c35"}; !slices.Equal(got, want) {
 		t.Fatalf("reaped %v, want %v", got, want)
 	}
-	got, err = s.ReapClients(ctx, storage.ReapPolicy{IdleBefore: 5000, Now: 5000, Until: 6000, Limit: 100})
+	reaped, err = s.ReapClients(ctx, storage.ReapPolicy{IdleBefore: 5000, Now: 5000, Until: 6000, Limit: 100})
 	must(t, err)
+	got = storage.IDs(reaped)
 	if len(got) != n-6 || slices.Contains(got, "c00") {
 		t.Fatalf("second pass reaped %d: %v", len(got), got)
+	}
+}
+
+// A store written before clients had their ci/ index entries gets them
+// when it is opened, and reaping then finds its clients.
+func TestOpenIndexesClientsByIssued(t *testing.T) {
+	ctx := t.Context()
+	dir := filepath.Join(t.TempDir(), "db")
+	s, err := Open(dir, Options{})
+	must(t, err)
+	for i := range 3 {
+		c := newClient(fmt.Sprintf("old-%d", i))
+		c.IssuedAt = int64(1000 + i)
+		must(t, s.CreateClient(ctx, c))
+	}
+	// As an earlier version left it: no index, no marker.
+	must(t, s.db.Update(func(txn *bdb.Txn) error {
+		for _, k := range append(indexKeys(t, s, prefixClientIssued), keyIssuedIndexed) {
+			if err := txn.Delete([]byte(k)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+	if n := len(indexKeys(t, s, prefixClientIssued)); n != 0 {
+		t.Fatalf("%d index entries left", n)
+	}
+	must(t, s.Close())
+
+	s, err = Open(dir, Options{})
+	must(t, err)
+	defer s.Close()
+	if n := len(indexKeys(t, s, prefixClientIssued)); n != 3 {
+		t.Fatalf("%d index entries after reopening, want 3", n)
+	}
+	reaped, err := s.ReapClients(ctx, storage.ReapPolicy{UnusedBefore: 5000, Now: 5000, Until: 6000, Limit: 10})
+	must(t, err)
+	if got := storage.IDs(reaped); !slices.Equal(got, []string{"old-0", "old-1", "old-2"}) {
+		t.Fatalf("reaped %v", got)
+	}
+	if n := len(indexKeys(t, s, prefixClientIssued)); n != 0 {
+		t.Fatalf("%d index entries left by reaping", n)
 	}
 }

@@ -34,10 +34,10 @@ const reapable = `(c.settings->>'keep' = 'false' OR (c.settings->'keep' IS NULL 
 // transaction holds (a client being touched is in use), and the
 // selected clients' refresh tokens, grants and revocations go with them.
 // Instances reap one at a time, under an advisory lock.
-func (s *Store) ReapClients(ctx context.Context, p storage.ReapPolicy) ([]string, error) {
-	var ids []string
+func (s *Store) ReapClients(ctx context.Context, p storage.ReapPolicy) ([]storage.ClientPosition, error) {
+	var reaped []storage.ClientPosition
 	err := s.tx(ctx, "reaping clients", func(ctx context.Context, tx pgx.Tx) error {
-		ids = nil
+		reaped = nil
 		var locked bool
 		if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, int64(reapLock)).Scan(&locked); err != nil || !locked {
 			return err
@@ -49,28 +49,26 @@ func (s *Store) ReapClients(ctx context.Context, p storage.ReapPolicy) ([]string
 				OR (GREATEST(c.last_used_at, c.issued_at) < $2
 					AND NOT EXISTS (SELECT 1 FROM dcr_grants g WHERE g.client_id = c.id)))
 			AND NOT EXISTS (SELECT 1 FROM dcr_refresh_tokens t WHERE t.client_id = c.id AND t.expires_at > $3)
-			ORDER BY c.issued_at, c.id
+			AND c.issued_at >= $5 AND (c.issued_at, c.id COLLATE "C") > ($5, $6)
+			ORDER BY c.issued_at, c.id COLLATE "C"
 			LIMIT $4
 			FOR UPDATE SKIP LOCKED)
-			RETURNING id, issued_at`, p.UnusedBefore, p.IdleBefore, p.Now, p.BatchLimit())
+			RETURNING id, issued_at`, p.UnusedBefore, p.IdleBefore, p.Now, p.BatchLimit(), p.After.IssuedAt, p.After.ID)
 		if err != nil {
 			return err
 		}
-		type reaped struct {
-			id     string
-			issued int64
-		}
-		list, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (r reaped, err error) {
-			return r, row.Scan(&r.id, &r.issued)
+		list, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (r storage.ClientPosition, err error) {
+			return r, row.Scan(&r.ID, &r.IssuedAt)
 		})
 		if err != nil || len(list) == 0 {
 			return err
 		}
-		// Oldest first, as the selection was.
-		slices.SortFunc(list, func(a, b reaped) int { return cmp.Or(cmp.Compare(a.issued, b.issued), strings.Compare(a.id, b.id)) })
-		for _, r := range list {
-			ids = append(ids, r.id)
-		}
+		// In the order of removal, as the selection was.
+		slices.SortFunc(list, func(a, b storage.ClientPosition) int {
+			return cmp.Or(cmp.Compare(a.IssuedAt, b.IssuedAt), strings.Compare(a.ID, b.ID))
+		})
+		reaped = list
+		ids := storage.IDs(list)
 		if _, err := tx.Exec(ctx, `DELETE FROM dcr_refresh_tokens WHERE client_id = ANY($1)`, ids); err != nil {
 			return err
 		}
@@ -87,7 +85,7 @@ func (s *Store) ReapClients(ctx context.Context, p storage.ReapPolicy) ([]string
 	if err != nil {
 		return nil, err
 	}
-	return ids, nil
+	return reaped, nil
 }
 
 // DisabledClients implements storage.Store, through a partial index of the

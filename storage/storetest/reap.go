@@ -102,13 +102,13 @@ func testReapClients(t *testing.T, s storage.Store) {
 	p.Limit = 2
 	first, err := s.ReapClients(ctx, p)
 	must(t, err)
-	if !slices.Equal(first, []string{"unused", "operator-let-go"}) {
+	if !slices.Equal(storage.IDs(first), []string{"unused", "operator-let-go"}) {
 		t.Fatalf("first batch %v", first)
 	}
 	p.Limit = 100
 	rest, err := s.ReapClients(ctx, p)
 	must(t, err)
-	reaped := append(first, rest...)
+	reaped := storage.IDs(append(first, rest...))
 	var want []string
 	for _, tc := range cases {
 		if tc.reaped {
@@ -164,7 +164,7 @@ func testReapRace(t *testing.T, s storage.Store) {
 					return
 				}
 				mu.Lock()
-				all = append(all, ids...)
+				all = append(all, storage.IDs(ids)...)
 				done := len(all) >= n
 				mu.Unlock()
 				if done {
@@ -184,6 +184,49 @@ func testReapRace(t *testing.T, s storage.Store) {
 		t.Fatalf("reaped %d ids (%d distinct), want %d once each", len(all), len(slices.Compact(all)), n)
 	}
 	countIs(t, s, 0)
+}
+
+// Reaping resumes after a position: a batch starts past the clients an
+// earlier one removed or passed over, in the order of removal (IssuedAt,
+// then id in byte order), and returns where it ended.
+func testReapResumes(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	now := time.Now().Unix()
+	for _, c := range []struct {
+		id     string
+		issued int64
+		kept   bool // holds a live refresh token
+	}{{"k1", 1000, true}, {"u1", 1001, false}, {"k2", 1002, true}, {"a3", 1003, false}, {"Z2", 1003, false}, {"u4", 1004, false}} {
+		cl := NewClient(c.id)
+		cl.IssuedAt = c.issued
+		must(t, s.CreateClient(ctx, cl))
+		if c.kept {
+			must(t, s.CreateRefreshToken(ctx, storage.HashSecret("rt-"+c.id), refresh(c.id, "f-"+c.id, "", now+3600)))
+		}
+	}
+	p := storage.ReapPolicy{UnusedBefore: 2000, Now: now, Until: now + 60}
+	reap := func(after storage.ClientPosition, limit int) []storage.ClientPosition {
+		t.Helper()
+		p.After, p.Limit = after, limit
+		reaped, err := s.ReapClients(ctx, p)
+		must(t, err)
+		return reaped
+	}
+	// After a client that is still there: it is not taken.
+	if got := reap(storage.ClientPosition{IssuedAt: 1001, ID: "u1"}, 1); !slices.Equal(got, []storage.ClientPosition{{IssuedAt: 1003, ID: "Z2"}}) {
+		t.Fatalf("after u1: %v", got)
+	}
+	first := reap(storage.ClientPosition{}, 2)
+	if !slices.Equal(first, []storage.ClientPosition{{IssuedAt: 1001, ID: "u1"}, {IssuedAt: 1003, ID: "a3"}}) {
+		t.Fatalf("from the start: %v", first)
+	}
+	if got := reap(first[len(first)-1], 2); !slices.Equal(got, []storage.ClientPosition{{IssuedAt: 1004, ID: "u4"}}) {
+		t.Fatalf("resumed: %v", got)
+	}
+	if got := reap(storage.ClientPosition{}, 10); len(got) != 0 {
+		t.Fatalf("kept clients reaped: %v", got)
+	}
+	countIs(t, s, 2)
 }
 
 func testDisabledClients(t *testing.T, s storage.Store) {

@@ -47,6 +47,7 @@ func Run(t *testing.T, open Open) {
 		{"CancelledContext", testCancelled},
 		{"CountClients", testCountClients},
 		{"ReapClients", testReapClients},
+		{"ReapResumesAfterAPosition", testReapResumes},
 		{"ReapersRacing", testReapRace},
 		{"DisabledClients", testDisabledClients},
 		{"OpenIDConnectFieldsRoundTrip", testOpenIDConnectFields},
