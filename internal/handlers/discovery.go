@@ -9,6 +9,7 @@ import (
 const (
 	wellKnownServer   = "/.well-known/oauth-authorization-server"
 	wellKnownResource = "/.well-known/oauth-protected-resource"
+	wellKnownOpenID   = "/.well-known/openid-configuration" // OpenID Connect Discovery 1.0 §4
 )
 
 // serverMetadata is the authorization server metadata of RFC 8414 §2.
@@ -38,6 +39,9 @@ type serverMetadata struct {
 	ResponseModesSupported           []string `json:"response_modes_supported"`
 	ClaimsSupported                  []string `json:"claims_supported"`
 	PromptValuesSupported            []string `json:"prompt_values_supported"`
+	// Request objects are not supported; request_uri_parameter_supported
+	// would default to true if left out.
+	RequestURIParameterSupported bool `json:"request_uri_parameter_supported"`
 }
 
 // writeWellKnown answers a discovery document: 200 directly, never a
@@ -113,15 +117,17 @@ type resourceMetadata struct {
 }
 
 // serveResourceMetadata serves RFC 9728 metadata. The document at
-// /.well-known/oauth-protected-resource/<path> describes the resource
-// <origin>/<path>: RFC 9728 §3.3 has clients check that resource equals the
-// URL they asked about, so the document names exactly that URL. The bare
-// well-known path describes this gate's resource identifier.
+// <origin>/.well-known/oauth-protected-resource/<path> describes the
+// resource <origin>/<path>, where origin is the one the document was
+// fetched from, which need not be the issuer's: RFC 9728 §3.3 has clients
+// check that resource equals the URL they derived the document's from, so
+// the document names exactly that URL. The bare well-known path describes
+// this gate's resource identifier.
 func (s *Server) serveResourceMetadata(w http.ResponseWriter, r *http.Request) {
 	suffix := strings.TrimPrefix(r.URL.EscapedPath(), wellKnownResource)
 	res := s.resource(r)
 	if suffix != "" && suffix != "/" {
-		res = s.baseURL(r) + suffix
+		res = s.requestOrigin(r) + suffix
 	}
 	scopes := s.policy.scopes // the operator's: openid is no scope of a resource
 	if scopes == nil {
@@ -146,7 +152,26 @@ func (s *Server) resourceMetadataURL(r *http.Request) string {
 	if p == "/" {
 		p = ""
 	}
-	return s.baseURL(r) + wellKnownResource + p
+	return s.requestOrigin(r) + wellKnownResource + p
+}
+
+// requestOrigin is the origin the request was sent to: the configured
+// resource's or issuer's when the Host is theirs (their scheme holds
+// behind a proxy that terminates TLS), else the request's own.
+func (s *Server) requestOrigin(r *http.Request) string {
+	for _, o := range []string{s.resourceOrigin, s.origin} {
+		if host, ok := strings.CutPrefix(o, "https://"); ok && strings.EqualFold(host, r.Host) {
+			return o
+		}
+		if host, ok := strings.CutPrefix(o, "http://"); ok && strings.EqualFold(host, r.Host) {
+			return o
+		}
+	}
+	scheme := "http://"
+	if r.TLS != nil {
+		scheme = "https://"
+	}
+	return scheme + r.Host
 }
 
 // wellKnownURL inserts the RFC 9728 well-known path between the host and

@@ -1,13 +1,19 @@
 package handlers
 
 import (
+	"net/http"
+	"net/url"
 	"slices"
+	"strings"
 	"testing"
 )
 
 func TestDiscovery(t *testing.T) {
 	ts := newTestServer(t, Config{Issuer: "https://auth.example.com/tenant", ScopesSupported: []string{"read"}})
-	for _, p := range []string{"/.well-known/oauth-authorization-server", "/.well-known/openid-configuration", "/.well-known/oauth-authorization-server/tenant"} {
+	for _, p := range []string{"/.well-known/oauth-authorization-server", "/.well-known/openid-configuration", "/.well-known/oauth-authorization-server/tenant",
+		// OpenID Connect Discovery's place for an issuer with a path,
+		// and the inserted form MCP clients also try.
+		"/tenant/.well-known/openid-configuration", "/.well-known/openid-configuration/tenant"} {
 		w, m := ts.do("GET", p, "", "", "")
 		if w.Code != 200 || w.Header().Get("Access-Control-Allow-Origin") != "*" {
 			t.Fatalf("%s: %d %v", p, w.Code, w.Header())
@@ -23,7 +29,7 @@ func TestDiscovery(t *testing.T) {
 			}
 		}
 	}
-	w, m := ts.do("GET", "/.well-known/oauth-protected-resource/mcp", "", "", "")
+	w, m := ts.do("GET", "https://auth.example.com/.well-known/oauth-protected-resource/mcp", "", "", "")
 	if w.Code != 200 || m["resource"] != "https://auth.example.com/mcp" || m["authorization_servers"].([]any)[0] != "https://auth.example.com/tenant" {
 		t.Fatalf("resource metadata: %d %v", w.Code, m)
 	}
@@ -43,6 +49,38 @@ func TestDiscovery(t *testing.T) {
 	c, err := ts.srv.keys.verify(t.Context(), token)
 	if err != nil || c.Issuer != "https://auth.example.com/tenant" {
 		t.Fatalf("token iss %v %v", c, err)
+	}
+}
+
+// A gate on another host than the issuer's: its challenge points at the
+// metadata on its own host, and that document names the resource of its
+// own host (RFC 9728 §3.3), so that a client asks for a token the gate
+// takes. Behind a proxy that terminates TLS the configured scheme holds.
+func TestResourceMetadataOnTheGatesHost(t *testing.T) {
+	ts := newTestServer(t, Config{Issuer: "https://auth.example.com", Resource: "https://api.example.com/mcp"})
+	status, chal := ts.gated("http://api.example.com/mcp", "")
+	const doc = "https://api.example.com/.well-known/oauth-protected-resource/mcp"
+	if status != 401 || !strings.Contains(chal, `resource_metadata="`+doc+`"`) {
+		t.Fatalf("challenge: %d %q", status, chal)
+	}
+	for target, want := range map[string]string{
+		doc: "https://api.example.com/mcp",
+		"http://api.example.com/.well-known/oauth-protected-resource/mcp":   "https://api.example.com/mcp",
+		"https://api.example.com/.well-known/oauth-protected-resource/other": "https://api.example.com/other",
+		"https://auth.example.com/.well-known/oauth-protected-resource/mcp": "https://auth.example.com/mcp",
+		"http://other.example/.well-known/oauth-protected-resource/mcp":     "http://other.example/mcp",
+	} {
+		w, m := ts.do("GET", target, "", "", "")
+		if w.Code != 200 || m["resource"] != want || m["authorization_servers"].([]any)[0] != "https://auth.example.com" {
+			t.Errorf("%s: %d %v, want resource %s", target, w.Code, m, want)
+		}
+	}
+	// The token a client gets for that resource passes the gate.
+	id, secret := ts.machineClient("")
+	w, m := ts.form("/oauth/token", id, secret, url.Values{"grant_type": {"client_credentials"}, "resource": {"https://api.example.com/mcp"}})
+	assertOAuthJSON(t, w, m, http.StatusOK, "")
+	if status, chal := ts.gated("https://api.example.com/mcp", "Bearer "+m["access_token"].(string)); status != http.StatusTeapot {
+		t.Fatalf("token for the documented resource: %d %q", status, chal)
 	}
 }
 

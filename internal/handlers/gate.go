@@ -219,10 +219,15 @@ func (s *Server) revocationsCurrent() bool {
 	return !ok || c.Current()
 }
 
-// audienceAccepted reports whether one of the token's audiences is this
-// gate's resource identifier or a URL at or below it. With no configured
-// resource, that is the request's origin, compared in place: this runs on
-// every request and building the string would cost an allocation.
+// audienceAccepted reports whether one of the token's audiences names
+// what the request reaches. With a configured resource, the audience must
+// be that resource or a URL at or below it. Without one, each path is a
+// resource of its own (the gate's challenge and the per-path RFC 9728
+// documents say so): the requested URL must be at or below the audience,
+// so that a token for https://a.example/server-a is refused at
+// /server-b (RFC 9068 §4), while one for the whole origin goes anywhere.
+// Compared in place: this runs on every request and building the URL
+// would cost an allocation.
 func (s *Server) audienceAccepted(aud audience, r *http.Request) bool {
 	for _, a := range aud {
 		if s.cfg.Resource != "" {
@@ -231,12 +236,26 @@ func (s *Server) audienceAccepted(aud audience, r *http.Request) bool {
 			}
 			continue
 		}
-		rest, ok := s.cutOrigin(r, a)
-		if ok && (rest == "" || rest[0] == '/' || rest[0] == '?') {
+		if rest, ok := s.cutOrigin(r, a); ok && pathAtOrBelow(r.URL.EscapedPath(), rest) {
 			return true
 		}
 	}
 	return false
+}
+
+// pathAtOrBelow reports whether the request path p is the audience path
+// base or under it, on a segment boundary; "" and "/" are the whole origin.
+// An audience with a query names no path of the gate's.
+func pathAtOrBelow(p, base string) bool {
+	base = strings.TrimSuffix(base, "/")
+	if base == "" {
+		return true
+	}
+	if base[0] != '/' || strings.ContainsAny(base, "?#") {
+		return false
+	}
+	rest, ok := strings.CutPrefix(p, base)
+	return ok && (rest == "" || rest[0] == '/')
 }
 
 // isIssuer reports whether iss is this server's issuer for r (see issuer),

@@ -267,6 +267,46 @@ func TestGatePreflight(t *testing.T) {
 	}
 }
 
+// With no configured resource each path is a resource of its own, as the
+// gate's challenge and the per-path metadata say: a token for one MCP
+// server behind the site is refused by another (RFC 9068 §4), and a token
+// for the whole origin goes anywhere.
+func TestGateAudienceWithoutResource(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	id, secret := ts.machineClient("")
+	whole := ts.clientCredentialsToken(id, secret, "")
+	w, m := ts.form("/oauth/token", id, secret, url.Values{"grant_type": {"client_credentials"}, "resource": {"http://example.com/server-a"}})
+	assertOAuthJSON(t, w, m, http.StatusOK, "")
+	serverA := m["access_token"].(string)
+	for _, tc := range []struct {
+		token, path string
+		ok          bool
+	}{
+		{whole, "/server-a", true}, {whole, "/server-b/x", true}, {whole, "/", true},
+		{serverA, "/server-a", true}, {serverA, "/server-a/", true}, {serverA, "/server-a/tools?x=1", true},
+		{serverA, "/server-b", false}, {serverA, "/server-ab", false}, {serverA, "/", false},
+	} {
+		status, chal := ts.gated(tc.path, "Bearer "+tc.token)
+		if ok := status == http.StatusTeapot; ok != tc.ok {
+			t.Errorf("%s with a token for %s: %d %q", tc.path, map[bool]string{true: "the origin", false: "/server-a"}[tc.token == whole], status, chal)
+		}
+		if !tc.ok && !strings.Contains(chal, "another resource") {
+			t.Errorf("%s: challenge %q", tc.path, chal)
+		}
+	}
+	for _, tc := range []struct {
+		p, base string
+		want    bool
+	}{
+		{"/a", "", true}, {"/a", "/", true}, {"/a/b", "/a", true}, {"/a", "/a/", true},
+		{"/ab", "/a", false}, {"/a", "/a?x", false}, {"/b", "/a", false}, {"/a", "a", false},
+	} {
+		if got := pathAtOrBelow(tc.p, tc.base); got != tc.want {
+			t.Errorf("pathAtOrBelow(%q, %q) = %v", tc.p, tc.base, got)
+		}
+	}
+}
+
 func TestGateAudience(t *testing.T) {
 	ts := newTestServer(t, Config{Resource: "http://example.com/mcp"})
 	id, secret := ts.machineClient("")

@@ -129,16 +129,18 @@ type Config struct {
 // Server serves caddy-dcr's endpoints. It is safe for concurrent use and
 // read-only after New, but for reapPause.
 type Server struct {
-	store      storage.Store
-	cfg        Config
-	origin     string   // scheme://host from cfg.Issuer, or "" to derive it
-	issuerPath string   // the path of cfg.Issuer, without a trailing slash
-	iatHashes  [][]byte // hashes of cfg.InitialAccessTokens
-	policy     metadataPolicy
-	limiter    *ratelimit.Limiter // nil: registration is not rate limited
-	log        *zap.Logger
-	auditLog   *zap.Logger
-	now        func() time.Time
+	store  storage.Store
+	cfg    Config
+	origin string // scheme://host from cfg.Issuer, or "" to derive it
+	// resourceOrigin is scheme://host of cfg.Resource, "" without one.
+	resourceOrigin string
+	issuerPath     string   // the path of cfg.Issuer, without a trailing slash
+	iatHashes      [][]byte // hashes of cfg.InitialAccessTokens
+	policy         metadataPolicy
+	limiter        *ratelimit.Limiter // nil: registration is not rate limited
+	log            *zap.Logger
+	auditLog       *zap.Logger
+	now            func() time.Time
 
 	keys   *keyRing
 	tokens *tokenCache
@@ -260,6 +262,9 @@ func New(ctx context.Context, store storage.Store, cfg Config) (*Server, error) 
 		s.origin = u.Scheme + "://" + u.Host
 		s.issuerPath = strings.TrimSuffix(u.Path, "/")
 	}
+	if u, err := url.Parse(cfg.Resource); cfg.Resource != "" && err == nil {
+		s.resourceOrigin = u.Scheme + "://" + u.Host
+	}
 	for _, t := range cfg.InitialAccessTokens {
 		s.iatHashes = append(s.iatHashes, storage.HashSecret(t))
 	}
@@ -290,12 +295,12 @@ func New(ctx context.Context, store storage.Store, cfg Config) (*Server, error) 
 		cfg.IntrospectionPath: s.serveIntrospect,
 		cfg.RevocationPath:    s.serveRevoke,
 		cfg.JWKSPath:          s.serveJWKS,
-		"/.well-known/oauth-authorization-server": s.serveServerMetadata,
-		"/.well-known/openid-configuration":       s.serveOpenIDConfiguration,
-		wellKnownResource:                         s.serveResourceMetadata,
-		cfg.AuthorizationPath:                     s.serveAuthorize,
-		cfg.GrantsPath:                            s.serveGrants,
-		cfg.UserinfoPath:                          s.serveUserinfo,
+		wellKnownServer:       s.serveServerMetadata,
+		wellKnownOpenID:       s.serveOpenIDConfiguration,
+		wellKnownResource:     s.serveResourceMetadata,
+		cfg.AuthorizationPath: s.serveAuthorize,
+		cfg.GrantsPath:        s.serveGrants,
+		cfg.UserinfoPath:      s.serveUserinfo,
 	}
 	if len(s.endpoints) != 11 {
 		return nil, errors.New("two endpoints share a path")
@@ -369,6 +374,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 		// RFC 8414 §3.1: an issuer with a path has its metadata at
 		// /.well-known/oauth-authorization-server/<path>.
 		s.serveServerMetadata(w, r)
+		return nil
+	case s.issuerPath != "" && (p == s.issuerPath+wellKnownOpenID || p == wellKnownOpenID+s.issuerPath):
+		// OpenID Connect Discovery 1.0 §4 appends the well-known path
+		// to the issuer; MCP clients also try it inserted, as RFC 8414
+		// does.
+		s.serveOpenIDConfiguration(w, r)
 		return nil
 	case strings.HasPrefix(p, s.cfg.GrantsPath+"/"):
 		s.serveGrant(w, r, p[len(s.cfg.GrantsPath)+1:])
