@@ -23,6 +23,9 @@ func TestDiscovery(t *testing.T) {
 			m["introspection_endpoint"] == nil || m["revocation_endpoint"] == nil {
 			t.Fatalf("%s: %v", p, m)
 		}
+		if v, ok := m["request_uri_parameter_supported"]; !ok || v != false {
+			t.Errorf("%s: request_uri_parameter_supported %v (absent means true)", p, v)
+		}
 		for _, k := range []string{"response_types_supported", "grant_types_supported", "token_endpoint_auth_methods_supported", "code_challenge_methods_supported", "scopes_supported"} {
 			if _, ok := m[k].([]any); !ok {
 				t.Errorf("%s: %s missing", p, k)
