@@ -103,6 +103,12 @@ func (s *Server) serveGated(w http.ResponseWriter, r *http.Request, next caddyht
 		return caddyhttp.Error(http.StatusServiceUnavailable,
 			errors.New("the store is unreachable, so revocations made elsewhere may be missing (fail_closed)"))
 	}
+	if len(r.Header["Authorization"]) > 1 {
+		// RFC 6750 §3.1: repeating the credentials is invalid_request.
+		err := errors.New("more than one Authorization header")
+		metrics.Gate(metrics.GateInvalidRequest)
+		return s.refuse(w, r, ErrInvalidRequest.WithDescription(err.Error()), err)
+	}
 	token, ok := bearerTokenUnchecked(r)
 	if !ok {
 		// RFC 6750 §3.1: a request with no token gets a challenge

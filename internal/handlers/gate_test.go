@@ -346,3 +346,18 @@ func TestGateAudience(t *testing.T) {
 		}
 	}
 }
+
+// RFC 6750 §3.1: a request that repeats its credentials is
+// invalid_request (400), even when each copy holds a good token.
+func TestGateRefusesRepeatedAuthorization(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	id, secret := ts.machineClient("")
+	token := ts.clientCredentialsToken(id, secret, "")
+	status, chal := ts.gatedWith("/api", "", http.Header{"Authorization": {"Bearer " + token, "Bearer " + token}})
+	if status != http.StatusBadRequest || !strings.Contains(chal, `error="invalid_request"`) || ts.upstream != nil {
+		t.Fatalf("two Authorization headers: %d %q, upstream reached: %v", status, chal, ts.upstream != nil)
+	}
+	if status, _ := ts.gated("/api", "Bearer "+token); status != http.StatusTeapot {
+		t.Fatalf("one header: %d", status)
+	}
+}

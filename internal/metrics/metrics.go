@@ -73,11 +73,12 @@ const (
 	GateWrongAudience
 	GateInsufficientScope
 	GateUnavailable
+	GateInvalidRequest
 	numGateOutcomes
 )
 
 var gateOutcomes = [numGateOutcomes]string{"allowed", "preflight", "no_token", "invalid_token", "expired",
-	"revoked", "wrong_audience", "insufficient_scope", "unavailable"}
+	"revoked", "wrong_audience", "insufficient_scope", "unavailable", "invalid_request"}
 
 // Counter children resolved once, for the per-request paths.
 var (
