@@ -68,10 +68,10 @@ func TestResourceMetadataOnTheGatesHost(t *testing.T) {
 	}
 	for target, want := range map[string]string{
 		doc: "https://api.example.com/mcp",
-		"http://api.example.com/.well-known/oauth-protected-resource/mcp":   "https://api.example.com/mcp",
+		"http://api.example.com/.well-known/oauth-protected-resource/mcp":    "https://api.example.com/mcp",
 		"https://api.example.com/.well-known/oauth-protected-resource/other": "https://api.example.com/other",
-		"https://auth.example.com/.well-known/oauth-protected-resource/mcp": "https://auth.example.com/mcp",
-		"http://other.example/.well-known/oauth-protected-resource/mcp":     "http://other.example/mcp",
+		"https://auth.example.com/.well-known/oauth-protected-resource/mcp":  "https://auth.example.com/mcp",
+		"http://other.example/.well-known/oauth-protected-resource/mcp":      "http://other.example/mcp",
 	} {
 		w, m := ts.do("GET", target, "", "", "")
 		if w.Code != 200 || m["resource"] != want || m["authorization_servers"].([]any)[0] != "https://auth.example.com" {
