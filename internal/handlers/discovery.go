@@ -118,16 +118,16 @@ type resourceMetadata struct {
 
 // serveResourceMetadata serves RFC 9728 metadata. The document at
 // <origin>/.well-known/oauth-protected-resource/<path> describes the
-// resource <origin>/<path>, where origin is the one the document was
-// fetched from, which need not be the issuer's: RFC 9728 §3.3 has clients
-// check that resource equals the URL they derived the document's from, so
-// the document names exactly that URL. The bare well-known path describes
-// this gate's resource identifier.
+// resource <origin>/<path> (see resourceOrigin: on the configured
+// resource's host, that host, which need not be the issuer's): RFC 9728
+// §3.3 has clients check that resource equals the URL they derived the
+// document's from, so the document names exactly that URL. The bare
+// well-known path describes this gate's resource identifier.
 func (s *Server) serveResourceMetadata(w http.ResponseWriter, r *http.Request) {
 	suffix := strings.TrimPrefix(r.URL.EscapedPath(), wellKnownResource)
 	res := s.resource(r)
 	if suffix != "" && suffix != "/" {
-		res = s.requestOrigin(r) + suffix
+		res = s.resourceOrigin(r) + suffix
 	}
 	scopes := s.policy.scopes // the operator's: openid is no scope of a resource
 	if scopes == nil {
@@ -152,26 +152,23 @@ func (s *Server) resourceMetadataURL(r *http.Request) string {
 	if p == "/" {
 		p = ""
 	}
-	return s.requestOrigin(r) + wellKnownResource + p
+	return s.resourceOrigin(r) + wellKnownResource + p
 }
 
-// requestOrigin is the origin the request was sent to: the configured
-// resource's or issuer's when the Host is theirs (their scheme holds
-// behind a proxy that terminates TLS), else the request's own.
-func (s *Server) requestOrigin(r *http.Request) string {
-	for _, o := range []string{s.resourceOrigin, s.origin} {
-		if host, ok := strings.CutPrefix(o, "https://"); ok && strings.EqualFold(host, r.Host) {
-			return o
-		}
-		if host, ok := strings.CutPrefix(o, "http://"); ok && strings.EqualFold(host, r.Host) {
+// resourceOrigin is the origin of the resources a request names: the
+// configured resource's when the request was sent to its host (with its
+// scheme, which holds behind a proxy that ends TLS), else the origin the
+// issuer and the token endpoint go by (baseURL). One rule for the gate's
+// challenge and the documents, so that a client always asks for a
+// resource the token endpoint issues and the gate takes.
+func (s *Server) resourceOrigin(r *http.Request) string {
+	if o := s.cfgResourceOrigin; o != "" {
+		_, host, _ := strings.Cut(o, "://")
+		if strings.EqualFold(host, r.Host) {
 			return o
 		}
 	}
-	scheme := "http://"
-	if r.TLS != nil {
-		scheme = "https://"
-	}
-	return scheme + r.Host
+	return s.baseURL(r)
 }
 
 // wellKnownURL inserts the RFC 9728 well-known path between the host and

@@ -71,12 +71,24 @@ func TestResourceMetadataOnTheGatesHost(t *testing.T) {
 		"http://api.example.com/.well-known/oauth-protected-resource/mcp":    "https://api.example.com/mcp",
 		"https://api.example.com/.well-known/oauth-protected-resource/other": "https://api.example.com/other",
 		"https://auth.example.com/.well-known/oauth-protected-resource/mcp":  "https://auth.example.com/mcp",
-		"http://other.example/.well-known/oauth-protected-resource/mcp":      "http://other.example/mcp",
+		// Any other Host names the issuer's origin, not itself.
+		"http://127.0.0.1:8080/.well-known/oauth-protected-resource/mcp": "https://auth.example.com/mcp",
 	} {
 		w, m := ts.do("GET", target, "", "", "")
 		if w.Code != 200 || m["resource"] != want || m["authorization_servers"].([]any)[0] != "https://auth.example.com" {
 			t.Errorf("%s: %d %v, want resource %s", target, w.Code, m, want)
 		}
+	}
+	// With an issuer and no resource, a proxy's Host (nginx sends its
+	// upstream's by default) does not leak into the challenge or the
+	// document: the issuer's origin is the one the token endpoint takes.
+	bare := newTestServer(t, Config{Issuer: "https://auth.example.com"})
+	status, chal = bare.gated("http://127.0.0.1:8080/mcp", "")
+	if want := `resource_metadata="https://auth.example.com/.well-known/oauth-protected-resource/mcp"`; status != 401 || !strings.Contains(chal, want) {
+		t.Errorf("challenge behind a proxy: %d %q", status, chal)
+	}
+	if w, m := bare.do("GET", "http://127.0.0.1:8080/.well-known/oauth-protected-resource/mcp", "", "", ""); w.Code != 200 || m["resource"] != "https://auth.example.com/mcp" {
+		t.Errorf("document behind a proxy: %d %v", w.Code, m)
 	}
 	// The token a client gets for that resource passes the gate.
 	id, secret := ts.machineClient("")

@@ -249,19 +249,50 @@ func (s *Server) audienceAccepted(aud audience, r *http.Request) bool {
 	return false
 }
 
-// pathAtOrBelow reports whether the request path p is the audience path
-// base or under it, on a segment boundary; "" and "/" are the whole origin.
-// An audience with a query names no path of the gate's.
+// pathAtOrBelow reports whether the request path p (escaped) is the
+// audience path base or under it, on a segment boundary; "" and "/" are the
+// whole origin. A path that is not in canonical form is under no narrower
+// audience: Caddy's matchers and the upstream resolve "/a/../b" (and its
+// percent-encoded and doubled-slash forms) to /b, so comparing it as
+// written would let a token for /a through to /b. An audience with a query
+// names no path of the gate's.
 func pathAtOrBelow(p, base string) bool {
 	base = strings.TrimSuffix(base, "/")
 	if base == "" {
 		return true
 	}
-	if base[0] != '/' || strings.ContainsAny(base, "?#") {
+	if base[0] != '/' || strings.ContainsAny(base, "?#") || !canonicalPath(p) {
 		return false
 	}
 	rest, ok := strings.CutPrefix(p, base)
 	return ok && (rest == "" || rest[0] == '/')
+}
+
+// canonicalPath reports whether the escaped path p has no empty, "." or
+// ".." segment (percent-encoded dots included) and no encoded slash or
+// backslash, which some upstreams decode into separators: its segments
+// are then what every later reader of the path sees.
+func canonicalPath(p string) bool {
+	if p == "" || p[0] != '/' || strings.IndexByte(p, '\\') >= 0 {
+		return false
+	}
+	for seg := range strings.SplitSeq(p[1:], "/") {
+		switch {
+		case seg == "":
+			// Only the trailing one, of "/a/".
+		case seg == "." || seg == "..":
+			return false
+		case strings.IndexByte(seg, '%') >= 0:
+			lower := strings.ToLower(seg)
+			if strings.Contains(lower, "%2f") || strings.Contains(lower, "%5c") {
+				return false
+			}
+			if d := strings.ReplaceAll(lower, "%2e", "."); d == "." || d == ".." {
+				return false
+			}
+		}
+	}
+	return !strings.Contains(p, "//")
 }
 
 // isIssuer reports whether iss is this server's issuer for r (see issuer),

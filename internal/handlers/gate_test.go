@@ -285,6 +285,14 @@ func TestGateAudienceWithoutResource(t *testing.T) {
 		{whole, "/server-a", true}, {whole, "/server-b/x", true}, {whole, "/", true},
 		{serverA, "/server-a", true}, {serverA, "/server-a/", true}, {serverA, "/server-a/tools?x=1", true},
 		{serverA, "/server-b", false}, {serverA, "/server-ab", false}, {serverA, "/", false},
+		// Paths that Caddy's matchers or the upstream resolve to
+		// /server-b: not under /server-a however they start.
+		{serverA, "/server-a/../server-b", false}, {serverA, "/server-a/%2e%2e/server-b", false},
+		{serverA, "/server-a/%2E./server-b/x", false}, {serverA, "/server-a/..%2Fserver-b", false},
+		{serverA, "/server-a//../server-b", false}, {serverA, "/server-a/./../server-b/x", false},
+		{serverA, "/server-a/.%2e/server-b", false}, {serverA, "/server-a/..%5Cserver-b", false},
+		// The token for the origin is not bound to a path.
+		{whole, "/server-a/../server-b", true},
 	} {
 		status, chal := ts.gated(tc.path, "Bearer "+tc.token)
 		if ok := status == http.StatusTeapot; ok != tc.ok {
@@ -300,6 +308,8 @@ func TestGateAudienceWithoutResource(t *testing.T) {
 	}{
 		{"/a", "", true}, {"/a", "/", true}, {"/a/b", "/a", true}, {"/a", "/a/", true},
 		{"/ab", "/a", false}, {"/a", "/a?x", false}, {"/b", "/a", false}, {"/a", "a", false},
+		{"/a/..", "/a", false}, {"/a//b", "/a", false}, {"/a/.", "/a", false}, {"/a/%2E%2E", "/a", false},
+		{"/a/%2e", "/a", false}, {"/a/b%2Fc", "/a", false}, {"/a/%41", "/a", true}, {"/a/...", "/a", true},
 	} {
 		if got := pathAtOrBelow(tc.p, tc.base); got != tc.want {
 			t.Errorf("pathAtOrBelow(%q, %q) = %v", tc.p, tc.base, got)

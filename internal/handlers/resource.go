@@ -46,7 +46,9 @@ func (s *Server) resource(r *http.Request) string {
 }
 
 // checkResource requires an absolute http(s) URI with no fragment (RFC
-// 8707 §2).
+// 8707 §2), and, of what RFC 8707 says it SHOULD NOT have, no query, and a
+// path in canonical form: the gate compares paths as written, and would
+// take a token for neither (see pathAtOrBelow).
 func checkResource(res string) error {
 	u, err := url.Parse(res)
 	if err != nil || !u.IsAbs() || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
@@ -54,6 +56,12 @@ func checkResource(res string) error {
 	}
 	if strings.Contains(res, "#") {
 		return fmt.Errorf("resource %q has a fragment", res)
+	}
+	if u.RawQuery != "" || u.ForceQuery {
+		return fmt.Errorf("resource %q has a query", res)
+	}
+	if p := u.EscapedPath(); p != "" && p != "/" && !canonicalPath(p) {
+		return fmt.Errorf("resource %q has a path with empty, . or .. segments", res)
 	}
 	return nil
 }

@@ -132,15 +132,15 @@ type Server struct {
 	store  storage.Store
 	cfg    Config
 	origin string // scheme://host from cfg.Issuer, or "" to derive it
-	// resourceOrigin is scheme://host of cfg.Resource, "" without one.
-	resourceOrigin string
-	issuerPath     string   // the path of cfg.Issuer, without a trailing slash
-	iatHashes      [][]byte // hashes of cfg.InitialAccessTokens
-	policy         metadataPolicy
-	limiter        *ratelimit.Limiter // nil: registration is not rate limited
-	log            *zap.Logger
-	auditLog       *zap.Logger
-	now            func() time.Time
+	// cfgResourceOrigin is scheme://host of cfg.Resource, "" without one.
+	cfgResourceOrigin string
+	issuerPath        string   // the path of cfg.Issuer, without a trailing slash
+	iatHashes         [][]byte // hashes of cfg.InitialAccessTokens
+	policy            metadataPolicy
+	limiter           *ratelimit.Limiter // nil: registration is not rate limited
+	log               *zap.Logger
+	auditLog          *zap.Logger
+	now               func() time.Time
 
 	keys   *keyRing
 	tokens *tokenCache
@@ -263,7 +263,7 @@ func New(ctx context.Context, store storage.Store, cfg Config) (*Server, error) 
 		s.issuerPath = strings.TrimSuffix(u.Path, "/")
 	}
 	if u, err := url.Parse(cfg.Resource); cfg.Resource != "" && err == nil {
-		s.resourceOrigin = u.Scheme + "://" + u.Host
+		s.cfgResourceOrigin = u.Scheme + "://" + u.Host
 	}
 	for _, t := range cfg.InitialAccessTokens {
 		s.iatHashes = append(s.iatHashes, storage.HashSecret(t))

@@ -139,6 +139,9 @@ func TestClientCredentialsGrant(t *testing.T) {
 		{"repeated parameter", id, secret, url.Values{"grant_type": {"client_credentials", "client_credentials"}}, 400, "invalid_request", false},
 		{"foreign resource", id, secret, url.Values{"grant_type": {"client_credentials"}, "resource": {"https://elsewhere.example/"}}, 400, "invalid_target", false},
 		{"resource with fragment", id, secret, url.Values{"grant_type": {"client_credentials"}, "resource": {"http://example.com/a#b"}}, 400, "invalid_target", false},
+		{"resource with a query", id, secret, url.Values{"grant_type": {"client_credentials"}, "resource": {"http://example.com/a?x=1"}}, 400, "invalid_target", false},
+		{"resource with dot segments", id, secret, url.Values{"grant_type": {"client_credentials"}, "resource": {"http://example.com/a/../b"}}, 400, "invalid_target", false},
+		{"resource with an empty segment", id, secret, url.Values{"grant_type": {"client_credentials"}, "resource": {"http://example.com/a//b"}}, 400, "invalid_target", false},
 	}
 	for _, tc := range refusals {
 		t.Run(tc.name, func(t *testing.T) {
