@@ -31,8 +31,6 @@ const (
 	prefixDisabledClient    = "d/"   // d/<client id> -> nothing: the client is disabled
 	prefixClientIssued      = "ci/"  // ci/<issued at, 16 hex digits>/<client id> -> nothing: clients in the order of removal (reap.go)
 
-	// keyIssuedIndexed records that every client has its ci/ entry.
-	keyIssuedIndexed = "m/clients-by-issued"
 )
 
 // maxConflictRetries bounds how often a write that lost a race with a
@@ -150,7 +148,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("opening storage %s: %w", dir, err)
 	}
 	s := &Store{db: db, logger: opts.Logger, stop: make(chan struct{})}
-	n, err := s.countClients()
+	n, err := s.countKeys(prefixClient)
 	if err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("counting clients in %s: %w", dir, err)
@@ -160,7 +158,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("indexing initial access tokens in %s: %w", dir, err)
 	}
-	if err := s.indexClientsByIssued(); err != nil {
+	if err := s.indexClientsByIssued(n); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("indexing clients in %s: %w", dir, err)
 	}
@@ -515,11 +513,11 @@ func (s *Store) purgeClient(ctx context.Context, id string) {
 }
 
 // countClients counts the client records, reading keys only.
-func (s *Store) countClients() (int64, error) {
+func (s *Store) countKeys(prefix string) (int64, error) {
 	var n int64
 	err := s.db.View(func(txn *bdb.Txn) error {
 		opts := bdb.DefaultIteratorOptions
-		opts.Prefix, opts.PrefetchValues = []byte(prefixClient), false
+		opts.Prefix, opts.PrefetchValues = []byte(prefix), false
 		it := txn.NewIterator(opts)
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {

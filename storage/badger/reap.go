@@ -98,20 +98,20 @@ func parseIssuedKey(key []byte) (storage.ClientPosition, error) {
 	return storage.ClientPosition{IssuedAt: int64(issued), ID: string(rest[17:])}, nil
 }
 
-// indexClientsByIssued writes the ci/ index entry of every client, once:
-// stores written before the index existed have none. keyIssuedIndexed
-// records that it is done; it is written after the entries, so a crash
-// halfway makes the next start do it again.
-func (s *Store) indexClientsByIssued() error {
-	err := s.db.View(func(txn *bdb.Txn) error {
-		_, err := txn.Get([]byte(keyIssuedIndexed))
-		return err
-	})
-	if !errors.Is(err, bdb.ErrKeyNotFound) {
+// indexClientsByIssued makes the ci/ index match the client records, of
+// which there are clients. Every write keeps the two together in one
+// transaction, so at open they differ only in a store from before the
+// index, or one an earlier version wrote to meanwhile (rolling back is not
+// supported, but should not leave clients that are never reaped): then the
+// index is rebuilt from the records, which costs one read of them. A
+// record that does not decode is logged and left out of the index; it
+// fails where it is read, as before.
+func (s *Store) indexClientsByIssued(clients int64) error {
+	entries, err := s.countKeys(prefixClientIssued)
+	if err != nil || entries == clients {
 		return err
 	}
-	wb := s.db.NewWriteBatch()
-	defer wb.Cancel()
+	want := map[string]bool{}
 	err = s.db.View(func(txn *bdb.Txn) error {
 		opts := bdb.DefaultIteratorOptions
 		opts.Prefix = []byte(prefixClient)
@@ -120,9 +120,33 @@ func (s *Store) indexClientsByIssued() error {
 		for it.Rewind(); it.Valid(); it.Next() {
 			c, err := itemClient(it.Item())
 			if err != nil {
-				return err
+				s.logger.Warn("a client record does not decode; it is left out of the reaping index",
+					zap.ByteString("key", it.Item().Key()), zap.Error(err))
+				continue
 			}
-			if err := wb.Set(issuedKey(c.Position()), nil); err != nil {
+			want[string(issuedKey(c.Position()))] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	s.logger.Info("rebuilding the index of clients by registration time",
+		zap.Int64("clients", clients), zap.Int64("entries", entries))
+	wb := s.db.NewWriteBatch()
+	defer wb.Cancel()
+	err = s.db.View(func(txn *bdb.Txn) error {
+		opts := bdb.DefaultIteratorOptions
+		opts.Prefix, opts.PrefetchValues = []byte(prefixClientIssued), false
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			key := it.Item().KeyCopy(nil)
+			if want[string(key)] {
+				delete(want, string(key))
+				continue
+			}
+			if err := wb.Delete(key); err != nil {
 				return err
 			}
 		}
@@ -131,10 +155,12 @@ func (s *Store) indexClientsByIssued() error {
 	if err != nil {
 		return err
 	}
-	if err := wb.Flush(); err != nil {
-		return err
+	for key := range want {
+		if err := wb.Set([]byte(key), nil); err != nil {
+			return err
+		}
 	}
-	return s.db.Update(func(txn *bdb.Txn) error { return txn.Set([]byte(keyIssuedIndexed), nil) })
+	return wb.Flush()
 }
 
 // reapable reports whether c, which p selects, holds no live refresh token
