@@ -152,6 +152,7 @@ func TestLoginThroughGitHub(t *testing.T) {
 		{"member of an org on the third page", login.Config{AllowOrg: []string{"acme"}}, append(manyOrgs(250), "acme"), nil, true, 0, ""},
 		{"on a team on the second page", login.Config{AllowTeam: []string{"acme/platform"}}, nil,
 			append(manyTeams(100), [2]string{"acme", "platform"}), true, 0, ""},
+		{"in exactly as many organizations as are read", login.Config{AllowOrg: []string{"acme"}}, append(manyOrgs(999), "acme"), nil, true, 0, ""},
 		{"in more organizations than are read", login.Config{AllowOrg: []string{"acme"}}, append(manyOrgs(1000), "acme"), nil, false,
 			http.StatusBadGateway, "Sign-in failed"},
 		{"on another team of the org", login.Config{AllowTeam: []string{"acme/platform"}}, nil, [][2]string{{"acme", "sales"}, {"other", "platform"}}, false, 0, ""},

@@ -150,12 +150,12 @@ const (
 func getPages[T any](ctx context.Context, p *gitHubProvider, token, path string) ([]T, error) {
 	var all []T
 	for page := 1; ; page++ {
-		if page > maxListPages {
-			return nil, fmt.Errorf("GitHub API %s: more than %d entries", path, maxListPages*listPageSize)
-		}
 		var items []T
 		if err := p.get(ctx, token, fmt.Sprintf("%s?per_page=%d&page=%d", path, listPageSize, page), &items); err != nil {
 			return nil, err
+		}
+		if page > maxListPages && len(items) > 0 {
+			return nil, fmt.Errorf("GitHub API %s: more than %d entries", path, maxListPages*listPageSize)
 		}
 		all = append(all, items...)
 		if len(items) < listPageSize {
