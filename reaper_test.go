@@ -1,6 +1,7 @@
 package caddydcr
 
 import (
+	"context"
 	"strconv"
 	"testing"
 	"time"
@@ -72,7 +73,8 @@ func TestReaperRemovesUnusedAndIdleClients(t *testing.T) {
 	add("active", now.Add(-200*day), now.Add(-day), storage.OriginDynamic)
 	add("unused-with-token", now.Add(-2*day), time.Time{}, storage.OriginInitialAccessToken)
 
-	r := &reaper{store: store, log: zap.NewNop(), now: func() time.Time { return now }, handlers: map[*Handler]reapTTLs{}}
+	calls := &reapCalls{Store: store}
+	r := &reaper{store: calls, log: zap.NewNop(), now: func() time.Time { return now }, handlers: map[*Handler]reapTTLs{}}
 	r.handlers[new(Handler)] = reapTTLs{unused: day, idle: 90 * day}
 	reg := prometheus.NewPedanticRegistry()
 	if err := metrics.Register(reg); err != nil {
@@ -100,6 +102,12 @@ func TestReaperRemovesUnusedAndIdleClients(t *testing.T) {
 	}
 	if u, i := reaped("unused")-unused0, reaped("idle")-idle0; u != storage.MaxReapBatch+20 || i != 1 {
 		t.Fatalf("caddy_dcr_clients_reaped_total counted %v unused and %v idle", u, i)
+	}
+	// The second batch of the unused pass resumed where the first ended;
+	// each pass started from the oldest.
+	if len(calls.after) < 3 || calls.after[0] != (storage.ClientPosition{}) || calls.after[1] != calls.lastOfFirst ||
+		calls.after[len(calls.after)-1] != (storage.ClientPosition{}) {
+		t.Fatalf("batches started after %v (the first ended at %v)", calls.after, calls.lastOfFirst)
 	}
 	for _, id := range []string{"unused-young", "active", "unused-with-token"} {
 		if _, err := store.Client(t.Context(), id); err != nil {
@@ -199,4 +207,21 @@ func TestReaperKeepsItsStoreOpenUntilItStops(t *testing.T) {
 	if n := storage.References(key); n != 0 {
 		t.Fatalf("%d references after the reaper stopped", n)
 	}
+}
+
+// reapCalls records where each ReapClients call started, and where the
+// first one ended.
+type reapCalls struct {
+	storage.Store
+	after       []storage.ClientPosition
+	lastOfFirst storage.ClientPosition
+}
+
+func (c *reapCalls) ReapClients(ctx context.Context, p storage.ReapPolicy) ([]storage.ClientPosition, error) {
+	reaped, err := c.Store.ReapClients(ctx, p)
+	if len(c.after) == 0 && len(reaped) > 0 {
+		c.lastOfFirst = reaped[len(reaped)-1]
+	}
+	c.after = append(c.after, p.After)
+	return reaped, err
 }

@@ -35,6 +35,25 @@ func fullClient() *storage.Client {
 	}
 }
 
+// fullClient must set every field, so that the round trip below covers
+// them all: a field added to the client later and not to the record fails
+// here first.
+func TestFullClientSetsEveryField(t *testing.T) {
+	var zero func(path string, v reflect.Value)
+	zero = func(path string, v reflect.Value) {
+		if v.Kind() == reflect.Struct {
+			for i := range v.NumField() {
+				zero(path+"."+v.Type().Field(i).Name, v.Field(i))
+			}
+			return
+		}
+		if v.IsZero() {
+			t.Errorf("fullClient leaves %s unset", path)
+		}
+	}
+	zero("Client", reflect.ValueOf(*fullClient()))
+}
+
 func TestClientRecordRoundTrip(t *testing.T) {
 	keep := true
 	kept := fullClient()
