@@ -41,10 +41,13 @@ type authzRequest struct {
 	client      *storage.Client
 	host        string // the host of a metadata-document client id, shown on the consent page
 	redirectURI string
-	state       string
-	scope       string
-	audience    string
-	challenge   string
+	// redirectOmitted: the request left redirect_uri out, so the token
+	// request need not repeat it (RFC 6749 §4.1.3).
+	redirectOmitted bool
+	state           string
+	scope           string
+	audience        string
+	challenge       string
 	// oidc holds nonce, prompt and max_age (OpenID Connect).
 	oidc oidcParams
 	// params are the request's parameters as received, replayed by the
@@ -85,7 +88,7 @@ func (s *Server) parseAuthorizationRequest(r *http.Request, q url.Values) (*auth
 	case !redirectRegistered(redirect, client.Metadata.RedirectURIs):
 		return nil, nil, "The redirect URI is not one the client registered."
 	}
-	req := &authzRequest{client: client, host: host, redirectURI: redirect, state: q.Get("state"), params: q}
+	req := &authzRequest{client: client, host: host, redirectURI: redirect, redirectOmitted: q.Get("redirect_uri") == "", state: q.Get("state"), params: q}
 	fail := func(e *Error, desc string) (*authzRequest, *authzError, string) {
 		return nil, &authzError{Error: e.WithDescription(desc), req: req}, ""
 	}
@@ -539,6 +542,7 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, req *authzReq
 		ClientID: req.client.ID, RedirectURI: req.redirectURI, Challenge: req.challenge, Scope: req.scope,
 		Audience: req.audience, Subject: user, ExpiresAt: now.Add(s.cfg.CodeTTL).Unix(), Family: randomString(16),
 		Grant: grant.ID, Claims: claims, Nonce: req.oidc.nonce, AuthTime: authTime,
+		RedirectURIOmitted: req.redirectOmitted,
 	})
 	if err != nil {
 		s.log.Error("storing authorization code failed", zap.String("client_id", req.client.ID), zap.Error(err))
