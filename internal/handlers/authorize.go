@@ -217,7 +217,9 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	case http.MethodPost:
-		// The consent form posts back here.
+		// The consent form posts back here, and a client may send the
+		// authorization request itself as a form (OpenID Connect Core
+		// 1.0 §3.1.2.1); consentForm below tells them apart.
 		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
 		if err := r.ParseForm(); err != nil {
 			s.showError(w, http.StatusBadRequest, "Bad request", "The form could not be read.")
@@ -229,6 +231,12 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		s.showError(w, http.StatusMethodNotAllowed, "Method not allowed", "Use GET or POST.")
 		return
 	}
+	// A POST that carries the consent form's fields is the person's
+	// decision and must pass the CSRF check; one without them is an
+	// authorization request, handled exactly as the GET. Which one a
+	// POST is cannot be chosen by leaving a field out to skip the check:
+	// without the form's fields it gets no further than a GET would.
+	consentForm := r.Method == http.MethodPost && (q.Has("decision") || q.Has("csrf_token"))
 	decision, csrf := q.Get("decision"), q.Get("csrf_token")
 	q.Del("decision")
 	q.Del("csrf_token")
@@ -264,11 +272,11 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		s.answerUnasked(w, r, req, user, ErrLoginRequired.WithDescription("nobody is signed in, or not recently enough"))
 		return
 	}
-	if user == "" || (r.Method == http.MethodGet && (stale || req.oidc.prompts(promptLogin))) {
+	if user == "" || (!consentForm && (stale || req.oidc.prompts(promptLogin))) {
 		if s.startLogin(w, r, req) {
 			return
 		}
-		if user != "" && r.Method == http.MethodGet && req.oidc.prompts(promptLogin) {
+		if user != "" && !consentForm && req.oidc.prompts(promptLogin) {
 			// With no login of its own, this server cannot make the
 			// person sign in again: it must say so rather than go on
 			// (OpenID Connect Core 1.0 §3.1.2.1).
@@ -282,7 +290,7 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	if r.Method == http.MethodPost {
+	if consentForm {
 		if !s.checkCSRF(csrf, user, q) {
 			s.showError(w, http.StatusForbidden, "Form expired",
 				"The consent form was not valid or has expired. Go back to the application and start again.")
