@@ -101,8 +101,10 @@ func (s ClientSettings) Equal(o ClientSettings) bool {
 }
 
 // Metadata is the client metadata of RFC 7591 §2 as registered, after the
-// server applied its defaults. Fields the server does not know are kept in
-// Extra and echoed back, as RFC 7591 §3.2.1 expects of extensions.
+// server applied its defaults. Extra holds the extension members that the
+// registration handler keeps (those it understands); a client registered
+// when every member was kept still holds whatever it sent. The store keeps
+// Extra as it is given and echoes it back.
 type Metadata struct {
 	RedirectURIs            []string        `json:"redirect_uris"`
 	TokenEndpointAuthMethod string          `json:"token_endpoint_auth_method"`

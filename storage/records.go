@@ -119,6 +119,11 @@ type AuthCode struct {
 	// AuthTime is when the person authenticated (unix seconds; 0 when
 	// unknown), the ID token's auth_time.
 	AuthTime int64 `json:"auth_time,omitempty"`
+	// RedirectURIOmitted marks a code whose authorization request left
+	// redirect_uri out (RedirectURI is then the client's one registered
+	// URI): the token request need not send it (RFC 6749 §4.1.3). False,
+	// the value of codes from before, requires it.
+	RedirectURIOmitted bool `json:"redirect_uri_omitted,omitempty"`
 }
 
 // Grant is a person's consent to a client. Every code and token issued

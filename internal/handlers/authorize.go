@@ -41,10 +41,13 @@ type authzRequest struct {
 	client      *storage.Client
 	host        string // the host of a metadata-document client id, shown on the consent page
 	redirectURI string
-	state       string
-	scope       string
-	audience    string
-	challenge   string
+	// redirectOmitted: the request left redirect_uri out, so the token
+	// request need not repeat it (RFC 6749 §4.1.3).
+	redirectOmitted bool
+	state           string
+	scope           string
+	audience        string
+	challenge       string
 	// oidc holds nonce, prompt and max_age (OpenID Connect).
 	oidc oidcParams
 	// params are the request's parameters as received, replayed by the
@@ -85,7 +88,7 @@ func (s *Server) parseAuthorizationRequest(r *http.Request, q url.Values) (*auth
 	case !redirectRegistered(redirect, client.Metadata.RedirectURIs):
 		return nil, nil, "The redirect URI is not one the client registered."
 	}
-	req := &authzRequest{client: client, host: host, redirectURI: redirect, state: q.Get("state"), params: q}
+	req := &authzRequest{client: client, host: host, redirectURI: redirect, redirectOmitted: q.Get("redirect_uri") == "", state: q.Get("state"), params: q}
 	fail := func(e *Error, desc string) (*authzRequest, *authzError, string) {
 		return nil, &authzError{Error: e.WithDescription(desc), req: req}, ""
 	}
@@ -214,7 +217,9 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	case http.MethodPost:
-		// The consent form posts back here.
+		// The consent form posts back here, and a client may send the
+		// authorization request itself as a form (OpenID Connect Core
+		// 1.0 §3.1.2.1); consentForm below tells them apart.
 		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
 		if err := r.ParseForm(); err != nil {
 			s.showError(w, http.StatusBadRequest, "Bad request", "The form could not be read.")
@@ -226,6 +231,12 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		s.showError(w, http.StatusMethodNotAllowed, "Method not allowed", "Use GET or POST.")
 		return
 	}
+	// A POST that carries the consent form's fields is the person's
+	// decision and must pass the CSRF check; one without them is an
+	// authorization request, handled exactly as the GET. Which one a
+	// POST is cannot be chosen by leaving a field out to skip the check:
+	// without the form's fields it gets no further than a GET would.
+	consentForm := r.Method == http.MethodPost && (q.Has("decision") || q.Has("csrf_token"))
 	decision, csrf := q.Get("decision"), q.Get("csrf_token")
 	q.Del("decision")
 	q.Del("csrf_token")
@@ -261,11 +272,11 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		s.answerUnasked(w, r, req, user, ErrLoginRequired.WithDescription("nobody is signed in, or not recently enough"))
 		return
 	}
-	if user == "" || (r.Method == http.MethodGet && (stale || req.oidc.prompts(promptLogin))) {
+	if user == "" || (!consentForm && (stale || req.oidc.prompts(promptLogin))) {
 		if s.startLogin(w, r, req) {
 			return
 		}
-		if user != "" && r.Method == http.MethodGet && req.oidc.prompts(promptLogin) {
+		if user != "" && !consentForm && req.oidc.prompts(promptLogin) {
 			// With no login of its own, this server cannot make the
 			// person sign in again: it must say so rather than go on
 			// (OpenID Connect Core 1.0 §3.1.2.1).
@@ -279,7 +290,7 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	if r.Method == http.MethodPost {
+	if consentForm {
 		if !s.checkCSRF(csrf, user, q) {
 			s.showError(w, http.StatusForbidden, "Form expired",
 				"The consent form was not valid or has expired. Go back to the application and start again.")
@@ -539,6 +550,7 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, req *authzReq
 		ClientID: req.client.ID, RedirectURI: req.redirectURI, Challenge: req.challenge, Scope: req.scope,
 		Audience: req.audience, Subject: user, ExpiresAt: now.Add(s.cfg.CodeTTL).Unix(), Family: randomString(16),
 		Grant: grant.ID, Claims: claims, Nonce: req.oidc.nonce, AuthTime: authTime,
+		RedirectURIOmitted: req.redirectOmitted,
 	})
 	if err != nil {
 		s.log.Error("storing authorization code failed", zap.String("client_id", req.client.ID), zap.Error(err))

@@ -485,3 +485,134 @@ func TestAuthorizationRequestsOutsideTheGrammar(t *testing.T) {
 		t.Fatalf("malformed query: %d %q", w.Code, w.Header().Get("Location"))
 	}
 }
+
+// RFC 6749 §4.1.3: the token request must repeat redirect_uri only if the
+// authorization request sent it. A code issued without it once failed
+// every exchange that left it out, and burned itself doing so.
+func TestRedirectURIAtTokenOnlyIfSentToAuthorize(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	m := ts.register(`{"token_endpoint_auth_method":"none","redirect_uris":["https://app.example/cb"],"grant_types":["authorization_code"]}`)
+	id := m["client_id"].(string)
+	ts.srv.cfg.TrustedClients = []string{id}
+	sent := url.Values{"response_type": {"code"}, "client_id": {id}, "redirect_uri": {"https://app.example/cb"},
+		"code_challenge": {challengeOf(testVerifier)}, "code_challenge_method": {"S256"}}
+	omitted := with(sent, "redirect_uri", "")
+	code := func(params url.Values) string {
+		t.Helper()
+		u, q := redirectParams(t, ts.authorize("GET", params, "alice"))
+		if u.Host != "app.example" || q.Get("code") == "" {
+			t.Fatalf("authorize: %s", u)
+		}
+		return q.Get("code")
+	}
+	for _, tc := range []struct {
+		name      string
+		authorize url.Values
+		token     string // redirect_uri at the token endpoint, "" for none
+		status    int
+	}{
+		{"left out both times", omitted, "", 200},
+		{"left out, then the registered one", omitted, "https://app.example/cb", 200},
+		{"left out, then another", omitted, "https://app.example/other", 400},
+		{"sent both times", sent, "https://app.example/cb", 200},
+		{"sent, then left out", sent, "", 400},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w, m := ts.exchange(id, code(tc.authorize), testVerifier, tc.token)
+			want := ""
+			if tc.status != 200 {
+				want = "invalid_grant"
+			}
+			assertOAuthJSON(t, w, m, tc.status, want)
+		})
+	}
+	// Without the parameter at all, not merely empty.
+	c := code(omitted)
+	w, m := ts.form("/oauth/token", "", "", url.Values{"grant_type": {"authorization_code"}, "code": {c},
+		"code_verifier": {testVerifier}, "client_id": {id}})
+	assertOAuthJSON(t, w, m, 200, "")
+}
+
+// A token request that is malformed on its face is refused before the
+// code is consumed, so the client's corrected retry still finds it.
+func TestMalformedCodeExchangeKeepsTheCode(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	id, params := ts.publicClient("")
+	ts.srv.cfg.TrustedClients = []string{id}
+	_, q := redirectParams(t, ts.authorize("GET", params, "alice"))
+	code := q.Get("code")
+	for name, verifier := range map[string]string{
+		"no verifier":       "",
+		"short verifier":    "abc",
+		"verifier with +":   strings.Repeat("a", 42) + "+",
+		"verifier too long": strings.Repeat("a", 129),
+	} {
+		t.Run(name, func(t *testing.T) {
+			w, m := ts.exchange(id, code, verifier, "http://127.0.0.1:4000/cb")
+			assertOAuthJSON(t, w, m, 400, "invalid_request")
+		})
+	}
+	w, m := ts.exchange(id, code, testVerifier, "http://127.0.0.1:4000/cb")
+	assertOAuthJSON(t, w, m, 200, "")
+}
+
+// OpenID Connect Core 1.0 §3.1.2.1: the authorization endpoint accepts the
+// request as a form POST as well as a GET. Every POST was once taken for
+// the consent form and refused as an expired one.
+func TestAuthorizationRequestByPost(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	id, params := ts.publicClient("")
+
+	// As the GET: the consent page, whose form then works.
+	page := ts.authorize("POST", params, "alice")
+	if page.Code != 200 || !strings.Contains(page.Body.String(), `name="csrf_token"`) {
+		t.Fatalf("POST authorization request: %d %s", page.Code, page.Body)
+	}
+	_, q := redirectParams(t, ts.approve(page, "alice", "approve"))
+	if q.Get("code") == "" || q.Get("state") != "xyz" {
+		t.Fatalf("approved: %v", q)
+	}
+	ts.codeTokens(id, q.Get("code"))
+
+	// Granted already: a code at once, as the GET gives.
+	w := ts.authorize("POST", params, "alice")
+	if w.Code != http.StatusSeeOther {
+		t.Fatalf("granted client by POST: %d", w.Code)
+	}
+	if _, q = redirectParams(t, w); q.Get("code") == "" {
+		t.Fatalf("granted client by POST: %v", q)
+	}
+
+	// Errors as for the GET: shown, or redirected for a granted client.
+	if w := ts.authorize("POST", with(params, "redirect_uri", "https://evil.example/cb"), "alice"); w.Code != 400 || w.Header().Get("Location") != "" {
+		t.Fatalf("unregistered redirect URI by POST: %d %v", w.Code, w.Header())
+	}
+	if _, q := redirectParams(t, ts.authorize("POST", with(params, "response_type", "token"), "alice")); q.Get("error") != "unsupported_response_type" {
+		t.Fatalf("bad response_type by POST: %v", q)
+	}
+}
+
+// A POST carrying either consent-form field is the consent form, and must
+// pass the CSRF check; leaving the token out does not make it a plain
+// authorization request that goes on to issue a code.
+func TestConsentFormFieldsRequireCSRF(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	_, params := ts.publicClient("")
+	for name, p := range map[string]url.Values{
+		"decision, no token":    with(params, "decision", "approve"),
+		"decision, bad token":   with(params, "decision", "approve", "csrf_token", "AAAA"),
+		"token only, bad":       with(params, "csrf_token", "AAAA"),
+		"decision, empty token": func() url.Values { v := with(params, "decision", "approve"); v.Set("csrf_token", ""); return v }(),
+	} {
+		t.Run(name, func(t *testing.T) {
+			w := ts.authorize("POST", p, "alice")
+			if w.Code != http.StatusForbidden || w.Header().Get("Location") != "" {
+				t.Fatalf("%d %v", w.Code, w.Header())
+			}
+		})
+	}
+	// The same fields in a GET are no consent: the page is shown again.
+	if w := ts.authorize("GET", with(params, "decision", "approve"), "alice"); w.Code != 200 || w.Header().Get("Location") != "" {
+		t.Fatalf("decision in a GET: %d %v", w.Code, w.Header())
+	}
+}

@@ -143,19 +143,33 @@ func isPublicIP(ip net.IP) bool {
 }
 
 // checkDocumentURL applies the draft's rules to a client_id URL: https,
-// a path, no fragment, no credentials, and a host the operator allows.
+// a path without dot segments, no fragment, no credentials, and a host
+// the operator allows.
 func (m *metadataDocuments) checkDocumentURL(raw string) (*url.URL, error) {
 	u, err := url.Parse(raw)
 	if err != nil || u.Scheme != "https" || u.Host == "" {
 		return nil, errors.New("the client_id is not an https URL")
 	}
-	if u.Path == "" || u.Path == "/" || u.Fragment != "" || strings.Contains(raw, "#") || u.User != nil {
-		return nil, errors.New("the client_id URL must have a path and no fragment or credentials")
+	if u.Path == "" || u.Path == "/" || hasDotSegment(u.Path) || u.Fragment != "" || strings.Contains(raw, "#") || u.User != nil {
+		return nil, errors.New("the client_id URL must have a path without . or .. segments, and no fragment or credentials")
 	}
 	if len(m.cfg.AllowedHosts) > 0 && !slices.Contains(m.cfg.AllowedHosts, u.Hostname()) {
 		return nil, fmt.Errorf("documents from %s are not allowed here", u.Hostname())
 	}
 	return u, nil
+}
+
+// hasDotSegment reports whether a decoded URL path has a "." or ".."
+// segment, which a client ID URL must not (draft-ietf-oauth-client-id-
+// metadata-document §3): two spellings of one document would be two
+// clients. The path is the decoded one, so %2e and %2E count as dots.
+func hasDotSegment(path string) bool {
+	for seg := range strings.SplitSeq(path, "/") {
+		if seg == "." || seg == ".." {
+			return true
+		}
+	}
+	return false
 }
 
 // hostAllowed reports whether the operator named host among the hosts

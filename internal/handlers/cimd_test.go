@@ -108,6 +108,17 @@ func TestMetadataDocumentClient(t *testing.T) {
 			t.Errorf("client_id %q: %d", bad, w.Code)
 		}
 	}
+	// Dot segments (draft-ietf-oauth-client-id-metadata-document §3),
+	// also percent-encoded: refused before any fetch.
+	for _, bad := range []string{base + "/a/../client.json", base + "/./client.json", base + "/a/%2e%2e/client.json",
+		base + "/a/%2E%2E/client.json", base + "/%2E/client.json", base + "/a/.%2e/client.json", base + "/client.json/.."} {
+		if w := ts.authorize("GET", with(params, "client_id", bad), "dora"); w.Code != 400 || !strings.Contains(w.Body.String(), ". or .. segments") {
+			t.Errorf("client_id %q: %d\n%s", bad, w.Code, w.Body)
+		}
+	}
+	if n := docs.fetches.Load(); n != 8 { // client.json once, and the seven refused documents
+		t.Errorf("%d fetches: a refused client_id URL was fetched", n)
+	}
 	var meta map[string]any
 	_, meta = ts.do("GET", "/.well-known/oauth-authorization-server", "", "", "")
 	if meta["client_id_metadata_document_supported"] != true {

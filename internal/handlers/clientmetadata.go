@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
 	"slices"
@@ -30,14 +31,20 @@ var (
 	supportedAuthMethods   = []string{storage.AuthMethodBasic, storage.AuthMethodPost, storage.AuthMethodNone}
 )
 
-// serverMembers are the registration response members that the server sets
-// (RFC 7591 §3.2.1, RFC 7592 §3). A request's values for them are not
-// metadata: they are read where the protocol says (client_id and
-// client_secret in an RFC 7592 update) and otherwise ignored, never stored
-// as extensions.
-var serverMembers = []string{
-	"client_id", "client_secret", "client_id_issued_at", "client_secret_expires_at",
-	"registration_access_token", "registration_client_uri", "software_statement",
+// extensionMembers are the registration members beyond those of RFC 7591
+// §2 (storage.KnownMetadata) that this server understands and acts on,
+// each with the string values it can honour. They are kept in
+// Metadata.Extra and echoed back; every other member is dropped, as RFC
+// 7591 §2 asks of metadata a server does not understand, so that the
+// answer never shows as registered what is not honoured. A value outside
+// the list is invalid_client_metadata.
+var extensionMembers = map[string][]string{
+	// OpenID Connect Dynamic Client Registration 1.0 §2: ID tokens are
+	// signed with the access tokens' algorithm, the one discovery
+	// advertises in id_token_signing_alg_values_supported.
+	"id_token_signed_response_alg": {jwtAlg},
+	// Subjects are the same for every client (subject_types_supported).
+	"subject_type": {"public"},
 }
 
 // metadataRequest is a parsed registration or update request body.
@@ -93,17 +100,22 @@ func parseMetadata(body []byte) (*metadataRequest, *Error) {
 	if p.err != nil {
 		return nil, p.err
 	}
-	for name, raw := range members {
-		if slices.Contains(storage.KnownMetadata, name) || slices.Contains(serverMembers, name) {
+	for _, name := range slices.Sorted(maps.Keys(extensionMembers)) {
+		v := p.string(name)
+		if p.err != nil {
+			return nil, p.err
+		}
+		if v == "" {
 			continue
 		}
-		if isNull(raw) {
-			continue
+		if !slices.Contains(extensionMembers[name], v) {
+			return nil, ErrInvalidClientMetadata.WithDescription(fmt.Sprintf(
+				"%s %q is not supported; use %s", name, v, strings.Join(extensionMembers[name], ", ")))
 		}
 		if req.meta.Extra == nil {
 			req.meta.Extra = make(map[string]json.RawMessage)
 		}
-		req.meta.Extra[name] = compactJSON(raw)
+		req.meta.Extra[name], _ = json.Marshal(v)
 	}
 	return req, nil
 }

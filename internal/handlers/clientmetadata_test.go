@@ -36,12 +36,31 @@ func TestValidateMetadata(t *testing.T) {
 					t.Fatalf("got %+v", r.meta)
 				}
 			}},
-		{name: "extension fields kept", body: `{"grant_types":["client_credentials"],"x_team":{"id":7},"client_name#fr":"Appli"}`,
+		// RFC 7591 §2: metadata the server does not understand is
+		// ignored, and not echoed as if registered.
+		{name: "unknown members dropped", body: `{"grant_types":["client_credentials"],"x_team":{"id":7},"client_name#fr":"Appli",` +
+			`"dpop_bound_access_tokens":true,"require_pushed_authorization_requests":true,"userinfo_signed_response_alg":"RS256"}`,
 			check: func(t *testing.T, r *metadataRequest) {
-				if string(r.meta.Extra["x_team"]) != `{"id":7}` || string(r.meta.Extra["client_name#fr"]) != `"Appli"` {
+				if len(r.meta.Extra) != 0 {
 					t.Fatalf("extras: %v", r.meta.Extra)
 				}
 			}},
+		{name: "understood extensions kept", body: `{"grant_types":["client_credentials"],"id_token_signed_response_alg":"ES256","subject_type":"public"}`,
+			check: func(t *testing.T, r *metadataRequest) {
+				if string(r.meta.Extra["id_token_signed_response_alg"]) != `"ES256"` || string(r.meta.Extra["subject_type"]) != `"public"` || len(r.meta.Extra) != 2 {
+					t.Fatalf("extras: %v", r.meta.Extra)
+				}
+			}},
+		{name: "understood extension null means not sent", body: `{"grant_types":["client_credentials"],"id_token_signed_response_alg":null,"subject_type":""}`,
+			check: func(t *testing.T, r *metadataRequest) {
+				if len(r.meta.Extra) != 0 {
+					t.Fatalf("extras: %v", r.meta.Extra)
+				}
+			}},
+		{name: "ID tokens signed otherwise", body: `{"grant_types":["client_credentials"],"id_token_signed_response_alg":"RS256"}`, want: ErrInvalidClientMetadata},
+		{name: "unsigned ID tokens", body: `{"grant_types":["client_credentials"],"id_token_signed_response_alg":"none"}`, want: ErrInvalidClientMetadata},
+		{name: "pairwise subjects", body: `{"grant_types":["client_credentials"],"subject_type":"pairwise"}`, want: ErrInvalidClientMetadata},
+		{name: "signing alg not a string", body: `{"grant_types":["client_credentials"],"id_token_signed_response_alg":["ES256"]}`, want: ErrInvalidClientMetadata},
 		{name: "server members are not extensions",
 			body: `{"grant_types":["client_credentials"],"client_id":"mine","registration_access_token":"x","client_id_issued_at":1}`,
 			check: func(t *testing.T, r *metadataRequest) {

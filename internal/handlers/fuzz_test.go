@@ -275,3 +275,29 @@ func FuzzMetadataDocument(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDocumentURL feeds arbitrary client_id URLs to the metadata document
+// URL check: an accepted one is https with a host and a path that has no
+// dot segment, however it was encoded.
+func FuzzDocumentURL(f *testing.F) {
+	for _, seed := range []string{"https://app.example/client.json", "https://app.example/a/../client.json",
+		"https://app.example/./x", "https://app.example/a/%2e%2e/x", "https://app.example/%2E/x", "https://u@app.example/x",
+		"https://app.example/x#f", "http://app.example/x", "https://app.example/.well-known/x.json"} {
+		f.Add(seed)
+	}
+	m := newMetadataDocuments(MetadataDocumentConfig{}, metadataPolicy{}, nil)
+	f.Fuzz(func(t *testing.T, raw string) {
+		u, err := m.checkDocumentURL(raw)
+		if err != nil {
+			return
+		}
+		if u.Scheme != "https" || u.Host == "" || u.User != nil || u.Fragment != "" {
+			t.Fatalf("accepted %q", raw)
+		}
+		for _, seg := range strings.Split(u.Path, "/") {
+			if seg == "." || seg == ".." {
+				t.Fatalf("accepted %q with a dot segment", raw)
+			}
+		}
+	})
+}

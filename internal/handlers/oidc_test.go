@@ -349,3 +349,29 @@ func TestPromptAndMaxAge(t *testing.T) {
 		}
 	}
 }
+
+// prompt=none for a client that may not be redirected to unasked (not
+// trusted, never granted by this person) is shown on a page, not sent to
+// the redirect URI as OpenID Connect Core §3.1.2.6 expects: with open
+// registration, that redirect would make this server an open redirector
+// (RFC 9700 §4.11.2). A deliberate departure, documented in the README.
+func TestPromptNoneForUngrantedClientIsShownNotRedirected(t *testing.T) {
+	ts, _ := oidcServer(t, Config{})
+	_, params := ts.publicClient("")
+	params = with(params, "scope", "openid", "prompt", "none")
+	for _, tc := range []struct{ user, code string }{
+		{"alice", "consent_required"}, // signed in, never granted it
+		{"", "login_required"},        // nobody signed in
+	} {
+		t.Run(tc.code, func(t *testing.T) {
+			w := ts.authorize("GET", params, tc.user)
+			if w.Code != http.StatusBadRequest || w.Header().Get("Location") != "" ||
+				!strings.Contains(w.Header().Get("Content-Type"), "text/html") {
+				t.Fatalf("%d %v", w.Code, w.Header())
+			}
+			if body := w.Body.String(); !strings.Contains(body, `href="http://127.0.0.1:4000/cb?error=`+tc.code) {
+				t.Fatalf("the page lacks the link with %s:\n%s", tc.code, body)
+			}
+		})
+	}
+}

@@ -157,3 +157,36 @@ func TestGrantOfAnIDWithPercentCanBeRevoked(t *testing.T) {
 		t.Fatalf("revoking: %d", code)
 	}
 }
+
+// RFC 7592 §2.3: deleting a client through its configuration endpoint
+// invalidates its tokens: the gate refuses its access tokens, and its
+// refresh tokens get nothing.
+func TestDeletingAClientThroughItsEndpointEndsItsTokens(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	m := ts.register(`{"token_endpoint_auth_method":"none","redirect_uris":["http://127.0.0.1:4000/cb"],"grant_types":["authorization_code","refresh_token"]}`)
+	id, rat := m["client_id"].(string), m["registration_access_token"].(string)
+	ts.srv.cfg.TrustedClients = []string{id}
+	_, q := redirectParams(t, ts.authorize("GET", url.Values{"response_type": {"code"}, "client_id": {id},
+		"redirect_uri": {"http://127.0.0.1:4000/cb"}, "code_challenge": {challengeOf(testVerifier)},
+		"code_challenge_method": {"S256"}}, "alice"))
+	access, refresh := ts.codeTokens(id, q.Get("code"))
+	if status, _ := ts.gated("/api", "Bearer "+access); status != http.StatusTeapot {
+		t.Fatalf("access token before the delete: %d", status)
+	}
+
+	if w, _ := ts.do("DELETE", "/oauth/register/"+id, rat, "", ""); w.Code != http.StatusNoContent {
+		t.Fatalf("delete: %d", w.Code)
+	}
+	if status, _ := ts.gated("/api", "Bearer "+access); status != http.StatusUnauthorized {
+		t.Fatalf("access token of a deleted client: %d", status)
+	}
+	// The client is gone, so the token request fails on the client
+	// (RFC 6749 §5.2), before the refresh token is looked at.
+	w, m := ts.refresh(id, refresh)
+	assertOAuthJSON(t, w, m, http.StatusUnauthorized, "invalid_client")
+	if _, err := ts.store.RefreshToken(t.Context(), storage.HashSecret(refresh)); err == nil {
+		if revoked, err := ts.store.Revoked(t.Context(), "", id, "", ""); err != nil || !revoked {
+			t.Fatal("the deleted client's refresh token is kept and not revoked")
+		}
+	}
+}

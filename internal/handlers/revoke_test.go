@@ -45,3 +45,42 @@ func TestRevocationAndDeletion(t *testing.T) {
 	assertOAuthJSON(t, w, m, http.StatusUnauthorized, "invalid_client")
 	_ = otherSecret
 }
+
+// RFC 7009 §2.1: revoking a refresh token revokes its whole family, the
+// refresh tokens rotated from one another and the access tokens issued
+// with them; a public client revokes with its client_id alone.
+func TestRevokingARefreshTokenRevokesItsFamily(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	id, access, refresh := ts.approvedTokens("alice")
+	w, m := ts.refresh(id, refresh)
+	assertOAuthJSON(t, w, m, http.StatusOK, "")
+	access2, refresh2 := m["access_token"].(string), m["refresh_token"].(string)
+	for _, a := range []string{access, access2} {
+		if status, _ := ts.gated("/x", "Bearer "+a); status != http.StatusTeapot {
+			t.Fatalf("access token refused before the revocation: %d", status)
+		}
+	}
+
+	// A public client: client_id in the body, no secret.
+	w, m = ts.form("/oauth/revoke", "", "", url.Values{"token": {refresh2}, "token_type_hint": {"refresh_token"}, "client_id": {id}})
+	assertOAuthJSON(t, w, m, http.StatusOK, "")
+
+	w, m = ts.refresh(id, refresh2)
+	assertOAuthJSON(t, w, m, http.StatusBadRequest, "invalid_grant")
+	for name, a := range map[string]string{"first": access, "refreshed": access2} {
+		if status, _ := ts.gated("/x", "Bearer "+a); status != http.StatusUnauthorized {
+			t.Errorf("%s access token of a revoked family: %d", name, status)
+		}
+	}
+
+	// Another family of the same client and person lives on.
+	_, q := redirectParams(t, ts.authorize("GET", url.Values{"response_type": {"code"}, "client_id": {id},
+		"redirect_uri": {"http://127.0.0.1:4000/cb"}, "code_challenge": {challengeOf(testVerifier)},
+		"code_challenge_method": {"S256"}, "scope": {"read"}}, "alice"))
+	other, otherRefresh := ts.codeTokens(id, q.Get("code"))
+	if status, _ := ts.gated("/x", "Bearer "+other); status != http.StatusTeapot {
+		t.Fatalf("another family's access token: %d", status)
+	}
+	w, m = ts.refresh(id, otherRefresh)
+	assertOAuthJSON(t, w, m, http.StatusOK, "")
+}

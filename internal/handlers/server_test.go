@@ -161,7 +161,7 @@ func assertOAuthJSON(t *testing.T, w *httptest.ResponseRecorder, m map[string]an
 func TestRegisterConfidentialClient(t *testing.T) {
 	ts := newTestServer(t, Config{ClientSecretTTL: time.Hour})
 	w, m := ts.do("POST", "/oauth/register", "", "application/json; charset=utf-8",
-		`{"redirect_uris":["https://app.example/cb"],"client_name":"App","contacts":["a@app.example"],"x_tier":"gold","response_types":null}`)
+		`{"redirect_uris":["https://app.example/cb"],"client_name":"App","contacts":["a@app.example"],"x_tier":"gold","id_token_signed_response_alg":"ES256","response_types":null}`)
 	assertOAuthJSON(t, w, m, http.StatusCreated, "")
 
 	id, _ := m["client_id"].(string)
@@ -182,8 +182,12 @@ func TestRegisterConfidentialClient(t *testing.T) {
 	if m["registration_client_uri"] != "http://example.com/oauth/register/"+id {
 		t.Errorf("registration_client_uri %v", m["registration_client_uri"])
 	}
-	if m["token_endpoint_auth_method"] != "client_secret_basic" || m["x_tier"] != "gold" || m["client_name"] != "App" {
+	if m["token_endpoint_auth_method"] != "client_secret_basic" || m["id_token_signed_response_alg"] != "ES256" || m["client_name"] != "App" {
 		t.Errorf("metadata not echoed: %v", m)
+	}
+	// RFC 7591 §2: a member the server does not understand is ignored.
+	if _, ok := m["x_tier"]; ok {
+		t.Errorf("unknown member echoed: %v", m)
 	}
 	if g, _ := m["grant_types"].([]any); len(g) != 1 || g[0] != "authorization_code" {
 		t.Errorf("grant_types %v", m["grant_types"])
@@ -283,7 +287,7 @@ func TestInitialAccessToken(t *testing.T) {
 
 func TestClientConfiguration(t *testing.T) {
 	ts := newTestServer(t, Config{ScopesSupported: []string{"read", "write"}})
-	m := ts.register(`{"redirect_uris":["https://app.example/cb"],"client_name":"App","scope":"read","x_keep":1}`)
+	m := ts.register(`{"redirect_uris":["https://app.example/cb"],"client_name":"App","scope":"read","subject_type":"public","x_drop":1}`)
 	id, secret, token := m["client_id"].(string), m["client_secret"].(string), m["registration_access_token"].(string)
 	uri := "/oauth/register/" + id
 	other := ts.register(`{"grant_types":["client_credentials"]}`)
@@ -292,7 +296,7 @@ func TestClientConfiguration(t *testing.T) {
 	t.Run("read", func(t *testing.T) {
 		w, got := ts.do("GET", uri, token, "", "")
 		assertOAuthJSON(t, w, got, http.StatusOK, "")
-		if got["client_id"] != id || got["client_name"] != "App" || got["scope"] != "read" || got["x_keep"] != float64(1) {
+		if got["client_id"] != id || got["client_name"] != "App" || got["scope"] != "read" || got["subject_type"] != "public" || got["x_drop"] != nil {
 			t.Fatalf("read back %v", got)
 		}
 		if _, ok := got["client_secret"]; ok {
@@ -446,5 +450,87 @@ func TestUnavailableStorePages(t *testing.T) {
 	ts.srv.store = unavailableStore{ts.store}
 	if w := ts.authorize("GET", params, "alice"); w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") == "" {
 		t.Fatalf("authorize with the store down: %d", w.Code)
+	}
+}
+
+// A client registered when every unknown member was kept still reads back
+// what it sent (nothing is migrated), but an RFC 7592 update, which
+// replaces the metadata whole, keeps only the members the server
+// understands (RFC 7591 §2).
+func TestUpdateDropsUnknownMetadata(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	m := ts.register(`{"redirect_uris":["https://app.example/cb"],"client_name":"App"}`)
+	id, token := m["client_id"].(string), m["registration_access_token"].(string)
+	// As stored before: a copy of the client, with the same token, that
+	// kept unknown members.
+	c, err := ts.store.Client(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.ID = "old-" + id
+	c.Metadata.Extra = map[string]json.RawMessage{"dpop_bound_access_tokens": json.RawMessage(`true`), "x_tier": json.RawMessage(`"gold"`)}
+	if err := ts.store.CreateClient(t.Context(), c); err != nil {
+		t.Fatal(err)
+	}
+	uri := "/oauth/register/" + c.ID
+	w, got := ts.do("GET", uri, token, "", "")
+	assertOAuthJSON(t, w, got, http.StatusOK, "")
+	if got["dpop_bound_access_tokens"] != true || got["x_tier"] != "gold" {
+		t.Fatalf("a client from before lost its members on read: %v", got)
+	}
+
+	// The client sends back what it read, as RFC 7592 §2.2 expects.
+	delete(got, "registration_access_token")
+	body, _ := json.Marshal(got)
+	w, got = ts.do("PUT", uri, token, "application/json", string(body))
+	assertOAuthJSON(t, w, got, http.StatusOK, "")
+	for _, name := range []string{"dpop_bound_access_tokens", "x_tier"} {
+		if _, ok := got[name]; ok {
+			t.Errorf("update echoed %s: %v", name, got)
+		}
+	}
+	stored, err := ts.store.Client(t.Context(), c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stored.Metadata.Extra) != 0 {
+		t.Fatalf("update stored %v", stored.Metadata.Extra)
+	}
+
+	// An understood member is kept; a value it cannot honour is refused
+	// and changes nothing.
+	w, got = ts.do("PUT", uri, token, "application/json",
+		`{"client_id":"`+c.ID+`","redirect_uris":["https://app.example/cb"],"id_token_signed_response_alg":"RS256"}`)
+	assertOAuthJSON(t, w, got, http.StatusBadRequest, "invalid_client_metadata")
+	if stored, _ := ts.store.Client(t.Context(), c.ID); stored.Metadata.ClientName != "App" {
+		t.Fatalf("refused update changed the client: %+v", stored.Metadata)
+	}
+	w, got = ts.do("PUT", uri, token, "application/json",
+		`{"client_id":"`+c.ID+`","redirect_uris":["https://app.example/cb"],"id_token_signed_response_alg":"ES256","x_new":1}`)
+	assertOAuthJSON(t, w, got, http.StatusOK, "")
+	if got["id_token_signed_response_alg"] != "ES256" || got["x_new"] != nil {
+		t.Fatalf("update answered %v", got)
+	}
+}
+
+// Registration refuses a value the server cannot honour for a member it
+// understands, and stores nothing.
+func TestRegisterRefusesUnhonourableExtension(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	for _, body := range []string{
+		`{"redirect_uris":["https://app.example/cb"],"id_token_signed_response_alg":"RS256"}`,
+		`{"redirect_uris":["https://app.example/cb"],"subject_type":"pairwise"}`,
+	} {
+		w, m := ts.do("POST", "/oauth/register", "", "application/json", body)
+		assertOAuthJSON(t, w, m, http.StatusBadRequest, "invalid_client_metadata")
+	}
+	w, m := ts.do("POST", "/oauth/register", "", "application/json",
+		`{"redirect_uris":["https://app.example/cb"],"dpop_bound_access_tokens":true,"require_pushed_authorization_requests":true}`)
+	assertOAuthJSON(t, w, m, http.StatusCreated, "")
+	if _, ok := m["dpop_bound_access_tokens"]; ok {
+		t.Errorf("unknown member echoed: %v", m)
+	}
+	if _, ok := m["require_pushed_authorization_requests"]; ok {
+		t.Errorf("unknown member echoed: %v", m)
 	}
 }

@@ -229,8 +229,15 @@ func (s *Server) grantRefreshToken(r *http.Request, c *storage.Client, aud strin
 // exchange racing the first, which keeps what it got.
 func (s *Server) grantAuthorizationCode(r *http.Request, c *storage.Client, aud string) (*tokenResponse, error) {
 	code, verifier := r.PostForm.Get("code"), r.PostForm.Get("code_verifier")
-	if code == "" {
+	switch {
+	case code == "":
 		return nil, ErrInvalidRequest.WithDescription("code is required")
+	case verifier == "":
+		return nil, ErrInvalidRequest.WithDescription("code_verifier is required (PKCE)")
+	case !wellFormedVerifier(verifier):
+		// Refused before the code is consumed: a malformed request
+		// leaves the code for the client's corrected retry.
+		return nil, ErrInvalidRequest.WithDescription("code_verifier must be 43 to 128 characters of A-Z a-z 0-9 - . _ ~ (RFC 7636 §4.1)")
 	}
 	now := s.now()
 	ac, err := s.store.ConsumeAuthCode(r.Context(), storage.HashSecret(code), now.Unix())
@@ -253,7 +260,7 @@ func (s *Server) grantAuthorizationCode(r *http.Request, c *storage.Client, aud 
 	switch {
 	case ac.ClientID != c.ID || now.Unix() >= ac.ExpiresAt:
 		return nil, ErrInvalidGrant.WithDescription("the code is invalid or expired")
-	case r.PostForm.Get("redirect_uri") != ac.RedirectURI:
+	case redirectMismatch(r.PostForm.Get("redirect_uri"), ac):
 		return nil, ErrInvalidGrant.WithDescription("redirect_uri differs from the authorization request's")
 	case !pkceMatches(verifier, ac.Challenge):
 		return nil, ErrInvalidGrant.WithDescription("code_verifier does not match the code_challenge")
@@ -272,9 +279,18 @@ func (s *Server) grantAuthorizationCode(r *http.Request, c *storage.Client, aud 
 		family: ac.Family, grant: ac.Grant, claims: ac.Claims, person: true, nonce: ac.Nonce, authTime: ac.AuthTime}, refresh)
 }
 
-// pkceMatches checks a code_verifier (RFC 7636 §4.1: 43 to 128 unreserved
-// characters) against an S256 challenge, in constant time.
-func pkceMatches(verifier, challenge string) bool {
+// redirectMismatch reports whether the token request's redirect_uri
+// (RFC 6749 §4.1.3) fails the code: it must be sent, and equal, when the
+// authorization request sent it; otherwise it may be left out, but one
+// that is sent must still be the URI the code was issued for. An empty
+// value counts as left out (RFC 6749 §3.2).
+func redirectMismatch(sent string, ac *storage.AuthCode) bool {
+	return (sent != "" || !ac.RedirectURIOmitted) && sent != ac.RedirectURI
+}
+
+// wellFormedVerifier reports whether a code_verifier has the form of RFC
+// 7636 §4.1: 43 to 128 unreserved characters.
+func wellFormedVerifier(verifier string) bool {
 	if len(verifier) < 43 || len(verifier) > 128 {
 		return false
 	}
@@ -283,6 +299,15 @@ func pkceMatches(verifier, challenge string) bool {
 		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~') {
 			return false
 		}
+	}
+	return true
+}
+
+// pkceMatches checks a code_verifier (RFC 7636 §4.1: 43 to 128 unreserved
+// characters) against an S256 challenge, in constant time.
+func pkceMatches(verifier, challenge string) bool {
+	if !wellFormedVerifier(verifier) {
+		return false
 	}
 	sum := sha256.Sum256([]byte(verifier))
 	return subtle.ConstantTimeCompare([]byte(base64.RawURLEncoding.EncodeToString(sum[:])), []byte(challenge)) == 1

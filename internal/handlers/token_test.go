@@ -227,3 +227,74 @@ func TestTokenResponseAsMarshal(t *testing.T) {
 		}
 	}
 }
+
+// RFC 6749 §6: a refresh may narrow the scope of the access token it
+// issues, but the grant keeps its scope: a later refresh that asks for no
+// scope gets all of it back, not the narrowed one.
+func TestRefreshWithoutScopeAfterNarrowingGetsTheFullScope(t *testing.T) {
+	ts := newTestServer(t, Config{ScopesSupported: []string{"read", "write"}})
+	id, params := ts.publicClient(`,"scope":"read write"`)
+	ts.srv.cfg.TrustedClients = []string{id}
+	_, q := redirectParams(t, ts.authorize("GET", with(params, "scope", "read write"), "alice"))
+	_, refresh := ts.codeTokens(id, q.Get("code"))
+
+	scopeOf := func(access string) any {
+		t.Helper()
+		return decodeJWTPayload(t, access)["scope"]
+	}
+	v := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refresh}, "client_id": {id}, "scope": {"read"}}
+	w, m := ts.form("/oauth/token", "", "", v)
+	assertOAuthJSON(t, w, m, http.StatusOK, "")
+	if got := scopeOf(m["access_token"].(string)); got != "read" {
+		t.Fatalf("narrowed access token has scope %v", got)
+	}
+	w, m = ts.refresh(id, m["refresh_token"].(string))
+	assertOAuthJSON(t, w, m, http.StatusOK, "")
+	if m["scope"] != "read write" || scopeOf(m["access_token"].(string)) != "read write" {
+		t.Fatalf("refresh without scope after narrowing: %v", m)
+	}
+	// And it may not widen beyond the grant.
+	w, m = ts.form("/oauth/token", "", "", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {m["refresh_token"].(string)},
+		"client_id": {id}, "scope": {"read write admin"}})
+	assertOAuthJSON(t, w, m, http.StatusBadRequest, "invalid_scope")
+}
+
+// RFC 7636 §4.1: a code_verifier is 43 to 128 characters of
+// [A-Za-z0-9-._~]. Each bad verifier here is the one the challenge was
+// made from, so only that rule can refuse it. A malformed parameter is
+// invalid_request (RFC 6749 §5.2); invalid_grant (RFC 7636 §4.6) is for a
+// verifier that does not match.
+func TestCodeVerifierOutsideTheGrammarIsRefused(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	id, params := ts.publicClient("")
+	ts.srv.cfg.TrustedClients = []string{id}
+	for _, tc := range []struct {
+		name, verifier string
+		status         int
+	}{
+		{"42 characters", strings.Repeat("a", 42), 400},
+		{"129 characters", strings.Repeat("a", 129), 400},
+		{"a plus", strings.Repeat("a", 42) + "+", 400},
+		{"a slash", strings.Repeat("a", 42) + "/", 400},
+		{"padding", strings.Repeat("a", 42) + "=", 400},
+		{"a space", strings.Repeat("a", 42) + " ", 400},
+		{"a percent", strings.Repeat("a", 42) + "%", 400},
+		{"non-ASCII", strings.Repeat("a", 41) + "é", 400},
+		{"43 characters", strings.Repeat("a", 43), 200},
+		{"128 characters", strings.Repeat("a", 128), 200},
+		{"every allowed kind", "AZaz09-._~" + strings.Repeat("x", 33), 200},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, q := redirectParams(t, ts.authorize("GET", with(params, "code_challenge", challengeOf(tc.verifier)), "alice"))
+			if q.Get("code") == "" {
+				t.Fatalf("no code: %v", q)
+			}
+			w, m := ts.exchange(id, q.Get("code"), tc.verifier, "http://127.0.0.1:4000/cb")
+			want := ""
+			if tc.status != 200 {
+				want = "invalid_request"
+			}
+			assertOAuthJSON(t, w, m, tc.status, want)
+		})
+	}
+}

@@ -10,16 +10,16 @@ import (
 	"github.com/caddy-dcr/caddy-dcr/storage"
 )
 
-const codeColumns = `client_id, redirect_uri, challenge, scope, audience, subject, expires_at, family, grant_id, used, used_at, claims, nonce, auth_time`
+const codeColumns = `client_id, redirect_uri, challenge, scope, audience, subject, expires_at, family, grant_id, used, used_at, claims, nonce, auth_time, redirect_uri_omitted`
 
 // CreateAuthCode implements storage.Store. The sweep keeps the code for
 // storage.UsedCodeRetention after it expires, so a late replay is known.
 func (s *Store) CreateAuthCode(ctx context.Context, hash []byte, c *storage.AuthCode) error {
 	return s.call(ctx, "storing authorization code", func(ctx context.Context) error {
 		_, err := s.pool.Exec(ctx, `INSERT INTO dcr_auth_codes (hash, `+codeColumns+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
 			hash, c.ClientID, c.RedirectURI, c.Challenge, c.Scope, c.Audience, c.Subject, c.ExpiresAt, c.Family,
-			c.Grant, c.Used, c.UsedAt, c.Claims, c.Nonce, c.AuthTime)
+			c.Grant, c.Used, c.UsedAt, c.Claims, c.Nonce, c.AuthTime, c.RedirectURIOmitted)
 		return err
 	})
 }
@@ -34,7 +34,7 @@ func (s *Store) ConsumeAuthCode(ctx context.Context, hash []byte, at int64) (*st
 		var stands bool
 		err := tx.QueryRow(ctx, `SELECT `+codeColumns+`, `+grantStands+` FROM dcr_auth_codes t WHERE t.hash = $1 FOR UPDATE OF t`, hash).
 			Scan(&c.ClientID, &c.RedirectURI, &c.Challenge, &c.Scope, &c.Audience, &c.Subject, &c.ExpiresAt, &c.Family,
-				&c.Grant, &c.Used, &c.UsedAt, &c.Claims, &c.Nonce, &c.AuthTime, &stands)
+				&c.Grant, &c.Used, &c.UsedAt, &c.Claims, &c.Nonce, &c.AuthTime, &c.RedirectURIOmitted, &stands)
 		switch {
 		case err != nil:
 			return err

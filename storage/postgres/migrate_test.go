@@ -83,3 +83,38 @@ func TestClientCountMigrationCountsConcurrentInserts(t *testing.T) {
 		t.Fatalf("the count says %d clients, the table holds %d", n, rows)
 	}
 }
+
+// Migration 0005 adds redirect_uri_omitted: a code that an instance still
+// running the old schema inserts, without the column, must keep the old
+// rule (redirect_uri required at the token endpoint).
+func TestRedirectURIOmittedMigrationKeepsOldCodesStrict(t *testing.T) {
+	ctx := t.Context()
+	pool, err := pgxpool.New(ctx, pgtest.Start(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	for _, name := range []string{"0001_initial.sql", "0002_client_origin_settings.sql", "0003_client_count.sql",
+		"0004_openid_connect.sql", "0005_redirect_uri_omitted.sql"} {
+		sql, err := migrations.ReadFile("migrations/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := pool.Exec(ctx, string(sql)); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	// The old instance's INSERT, as 0004's code wrote it.
+	if _, err := pool.Exec(ctx, `INSERT INTO dcr_auth_codes (hash, client_id, redirect_uri, challenge, scope, audience,
+		subject, expires_at, family, grant_id, used, used_at, claims, nonce, auth_time)
+		VALUES ('\x01', 'app', 'https://app.example/cb', 'c', '', '', 'alice', 1, 'f', '', false, 0, NULL, '', 0)`); err != nil {
+		t.Fatal(err)
+	}
+	var omitted bool
+	if err := pool.QueryRow(ctx, `SELECT redirect_uri_omitted FROM dcr_auth_codes WHERE hash = '\x01'`).Scan(&omitted); err != nil {
+		t.Fatal(err)
+	}
+	if omitted {
+		t.Fatal("a code from the old schema counts as issued without redirect_uri")
+	}
+}

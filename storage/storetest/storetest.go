@@ -392,6 +392,17 @@ func testCodes(t *testing.T, s storage.Store) {
 	if _, err := s.ConsumeAuthCode(ctx, storage.HashSecret("none"), now); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("missing code: %v", err)
 	}
+	// Whether the authorization request sent redirect_uri travels with
+	// the code (RFC 6749 §4.1.3).
+	omitted := code(now + 60)
+	omitted.RedirectURIOmitted = true
+	must(t, s.CreateAuthCode(ctx, storage.HashSecret("omitted"), omitted))
+	if c, err := s.ConsumeAuthCode(ctx, storage.HashSecret("omitted"), now); err != nil || !c.RedirectURIOmitted {
+		t.Fatalf("code without redirect_uri: %+v %v", c, err)
+	}
+	if c, err := s.ConsumeAuthCode(ctx, storage.HashSecret("omitted"), now+1); !errors.Is(err, storage.ErrTokenReused) || !c.RedirectURIOmitted {
+		t.Fatalf("used code without redirect_uri: %+v %v", c, err)
+	}
 }
 
 func testGrants(t *testing.T, s storage.Store) {
