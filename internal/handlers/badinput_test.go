@@ -128,6 +128,10 @@ func TestBadInputIsRefusedAndStoresNothing(t *testing.T) {
 			cases[ep+": "+name] = request{"POST", ep, form, body, true}
 		}
 		cases[ep+": JSON body"] = request{"POST", ep, http.Header{"Content-Type": {"application/json"}, "Authorization": {basic}}, `{"grant_type":"client_credentials"}`, true}
+		// readForm parses the body itself; a query that ParseForm
+		// refuses is still refused.
+		cases[ep+": bad escape in the query"] = request{"POST", ep + "?x=%zz", form, "grant_type=client_credentials&token=" + token, true}
+		cases[ep+": semicolon in the query"] = request{"POST", ep + "?a=1;b=2", form, "grant_type=client_credentials&token=" + token, true}
 		for name, auth := range map[string]string{
 			"basic not base64":   "Basic !!!",
 			"basic no colon":     "Basic " + base64.StdEncoding.EncodeToString([]byte("nocolon")),

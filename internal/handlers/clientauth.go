@@ -4,8 +4,10 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -37,13 +39,27 @@ func (s *Server) readForm(w http.ResponseWriter, r *http.Request, multi ...strin
 		}
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
-	if err := r.ParseForm(); err != nil {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			return ErrInvalidRequest.WithStatus(http.StatusRequestEntityTooLarge).WithDescription(
 				fmt.Sprintf("the body is larger than %d bytes", s.cfg.MaxBodyBytes))
 		}
 		return ErrInvalidRequest.WithDescription("the body is not a valid form")
 	}
+	// What r.ParseForm does for this body, without what it adds for the
+	// token endpoint's every request: a second parse of the Content-Type,
+	// r.Form as a copy of r.PostForm and a map for an empty query string.
+	// The query is still checked as ParseForm checks it, and a later
+	// ParseForm or FormValue builds r.Form from r.PostForm.
+	values, err := url.ParseQuery(string(body))
+	if err == nil && r.URL.RawQuery != "" {
+		_, err = url.ParseQuery(r.URL.RawQuery)
+	}
+	if err != nil {
+		return ErrInvalidRequest.WithDescription("the body is not a valid form")
+	}
+	r.PostForm = values
 	for name, values := range r.PostForm {
 		if len(values) > 1 && !slices.Contains(multi, name) {
 			return ErrInvalidRequest.WithDescription(fmt.Sprintf("parameter %s is repeated", name))
@@ -58,7 +74,7 @@ func (s *Server) readForm(w http.ResponseWriter, r *http.Request, multi ...strin
 func readClientCredentials(r *http.Request) (clientCredentials, *Error) {
 	formID, formSecret := r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
 	header := r.Header.Get("Authorization")
-	if header != "" && strings.HasPrefix(strings.ToLower(header), "basic ") {
+	if isBasic(header) {
 		id, secret, ok := parseBasic(header)
 		if !ok {
 			return clientCredentials{}, ErrInvalidClient.WithDescription("the Basic credentials are malformed")
@@ -81,6 +97,12 @@ func readClientCredentials(r *http.Request) (clientCredentials, *Error) {
 		return clientCredentials{id: formID, method: storage.AuthMethodNone}, nil
 	}
 	return clientCredentials{}, ErrInvalidClient.WithDescription("client authentication is required")
+}
+
+// isBasic reports whether an Authorization header value is of the Basic
+// scheme, in any case, without the copy strings.ToLower makes of it.
+func isBasic(header string) bool {
+	return len(header) >= len("basic ") && strings.EqualFold(header[:len("basic ")], "basic ")
 }
 
 // clientRequest starts every endpoint that a client calls with a form and
@@ -161,7 +183,7 @@ func (s *Server) clientByID(r *http.Request, id string) (*storage.Client, error)
 // the error code.
 func (s *Server) writeClientError(w http.ResponseWriter, oerr *Error, r *http.Request) {
 	if errors.Is(oerr, ErrInvalidClient) {
-		if strings.HasPrefix(strings.ToLower(r.Header.Get("Authorization")), "basic ") {
+		if isBasic(r.Header.Get("Authorization")) {
 			w.Header().Set("WWW-Authenticate", `Basic realm="oauth", charset="UTF-8"`)
 		}
 	}

@@ -9,11 +9,13 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
 	"math/big"
+	"math/bits"
 	"slices"
 	"strconv"
 	"strings"
@@ -330,7 +332,8 @@ func (k *keyRing) reload(ctx context.Context, rotate bool) error {
 // sign encodes and signs claims as a JWT with the current key, rotating the
 // key first when it has signed long enough.
 func (k *keyRing) sign(ctx context.Context, c *accessClaims) (string, error) {
-	payload, err := appendClaims(make([]byte, 0, 512), c)
+	var buf [512]byte // a token's claims fit: the payload stays on the stack
+	payload, err := appendClaims(buf[:0], c)
 	if err != nil {
 		return "", err
 	}
@@ -376,13 +379,25 @@ func (k *keyRing) signPayload(ctx context.Context, payload []byte, idToken bool)
 	// (r, n-s) verifies as well as (r, s); parseJWT accepts only the
 	// low one, so every token has a single signature.
 	if bytes.Compare(sig[32:], p256HalfOrderBytes) > 0 {
-		s := new(big.Int).SetBytes(sig[32:])
-		s.Sub(elliptic.P256().Params().N, s)
-		s.FillBytes(sig[32:])
+		negateModOrder((*[32]byte)(sig[32:]))
 	}
 	b = append(b, '.')
 	b = base64.RawURLEncoding.AppendEncode(b, sig[:])
 	return string(b), nil
+}
+
+// p256OrderBytes is n, the order of P-256, as 32 big-endian bytes.
+var p256OrderBytes = elliptic.P256().Params().N.FillBytes(make([]byte, 32))
+
+// negateModOrder replaces s, a signature's s with 0 < s < n, by n - s, in
+// four 64-bit words rather than with math/big, which allocates.
+func negateModOrder(s *[32]byte) {
+	var borrow uint64
+	for i := 24; i >= 0; i -= 8 {
+		var d uint64
+		d, borrow = bits.Sub64(binary.BigEndian.Uint64(p256OrderBytes[i:]), binary.BigEndian.Uint64(s[i:]), borrow)
+		binary.BigEndian.PutUint64(s[i:], d)
+	}
 }
 
 // rawSignature reads the ASN.1 DER form of a P-256 ECDSA signature into
@@ -452,6 +467,9 @@ func appendClaims(b []byte, c *accessClaims) ([]byte, error) {
 	}
 	if c.Grant != "" {
 		b = str(b, "gid", c.Grant)
+	}
+	if len(c.Extra) == 0 {
+		return append(b, '}'), nil // sorting no keys still allocates
 	}
 	for _, k := range slices.Sorted(maps.Keys(c.Extra)) {
 		b = append(b, ',')

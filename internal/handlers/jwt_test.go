@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"math/big"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -209,7 +210,9 @@ func TestParseJWTRefusesHighS(t *testing.T) {
 }
 
 // TestSignedTokensHaveLowS signs many tokens: each must verify, so the
-// signer normalises s as the parser requires.
+// signer normalises s as the parser requires. Signatures are
+// deterministic, so each token has its own jti: about half of them then
+// come out of ECDSA with a high s.
 func TestSignedTokensHaveLowS(t *testing.T) {
 	store := memStore(t)
 	ctx := context.Background()
@@ -218,7 +221,8 @@ func TestSignedTokensHaveLowS(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 200 {
-		token, err := ring.sign(ctx, &accessClaims{Issuer: "i", Subject: "s", Audience: audience{"a"}, Expiry: 1, ID: "j", ClientID: "c"})
+		token, err := ring.sign(ctx, &accessClaims{Issuer: "i", Subject: "s", Audience: audience{"a"}, Expiry: 1,
+			ID: strconv.Itoa(i), ClientID: "c"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -231,6 +235,28 @@ func TestSignedTokensHaveLowS(t *testing.T) {
 		}
 		if _, err := ring.verify(ctx, token); err != nil {
 			t.Fatalf("token %d does not verify: %v", i, err)
+		}
+	}
+}
+
+// TestNegateModOrder holds negateModOrder to math/big's n - s.
+func TestNegateModOrder(t *testing.T) {
+	n := elliptic.P256().Params().N
+	cases := []*big.Int{big.NewInt(1), new(big.Int).Add(p256HalfOrder, big.NewInt(1)), new(big.Int).Sub(n, big.NewInt(1)),
+		new(big.Int).Lsh(big.NewInt(1), 64), new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), 192), big.NewInt(1))}
+	for range 1000 {
+		s, err := rand.Int(rand.Reader, new(big.Int).Sub(n, big.NewInt(1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cases = append(cases, s.Add(s, big.NewInt(1)))
+	}
+	for _, s := range cases {
+		var b [32]byte
+		s.FillBytes(b[:])
+		negateModOrder(&b)
+		if want := new(big.Int).Sub(n, s); new(big.Int).SetBytes(b[:]).Cmp(want) != 0 {
+			t.Fatalf("n - %x: got %x, want %x", s, b, want)
 		}
 	}
 }

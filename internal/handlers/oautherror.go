@@ -93,11 +93,15 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	writeJSONBytes(w, status, b)
 }
 
+// writeJSONBytes sends b, JSON, with writeJSON's headers. Their three
+// values share one allocation instead of one each (Header.Set); each is
+// capped at its length, so a later Add to one of them copies it rather
+// than overwrite the next.
 func writeJSONBytes(w http.ResponseWriter, status int, b []byte) {
+	v := make([]string, 3)
+	v[0], v[1], v[2] = "application/json", "no-store", "no-cache"
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	h.Set("Pragma", "no-cache")
+	h["Content-Type"], h["Cache-Control"], h["Pragma"] = v[0:1:1], v[1:2:2], v[2:3:3]
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
 }
