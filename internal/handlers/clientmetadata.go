@@ -282,6 +282,9 @@ func (pol metadataPolicy) validateMetadata(m *storage.Metadata) *Error {
 			return ErrInvalidClientMetadata.WithDescription("contacts must not hold empty strings")
 		}
 	}
+	if err := checkIDTokenAlg(m); err != nil {
+		return err
+	}
 
 	scope, err := pol.checkScope(m.Scope)
 	if err != nil {
