@@ -3,6 +3,7 @@ package caddydcr
 import (
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -48,6 +49,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    access_token_ttl <duration>
 //	    refresh_token_ttl <duration>
 //	    key_rotation <duration>
+//	    access_token_signing_alg ES256|RS256
 //	    refresh_reuse_window <duration>
 //	    resource <url>
 //	    require_scope <scope...>
@@ -261,6 +263,14 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("%s must be positive", name)
 			}
 			*dst = caddy.Duration(dur)
+		case "access_token_signing_alg":
+			if err := singleString(d, &h.AccessTokenSigningAlg); err != nil {
+				return err
+			}
+			if !slices.Contains(handlers.AccessTokenSigningAlgs, h.AccessTokenSigningAlg) {
+				return d.Errf("%s: %q is not one of %s", name, h.AccessTokenSigningAlg,
+					strings.Join(handlers.AccessTokenSigningAlgs, ", "))
+			}
 		case "refresh_reuse_window":
 			var v string
 			if err := singleString(d, &v); err != nil {

@@ -37,6 +37,9 @@ func TestValidate(t *testing.T) {
 		{"code for an hour", Handler{CodeTTL: caddy.Duration(time.Hour)}, "code_ttl must be at most"},
 		{"claim named Scope", Handler{Claims: map[string]string{"Scope": "x"}}, "claim"},
 		{"two endpoints on one path", Handler{TokenPath: "/t", JWKSPath: "/t"}, "are both"},
+		{"RS256 access tokens", Handler{AccessTokenSigningAlg: "RS256"}, ""},
+		{"HS256 access tokens", Handler{AccessTokenSigningAlg: "HS256"}, `access_token_signing_alg "HS256" is not one of ES256, RS256`},
+		{"lower-case alg", Handler{AccessTokenSigningAlg: "rs256"}, "access_token_signing_alg"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

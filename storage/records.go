@@ -10,11 +10,30 @@ import (
 // it expired, so that a late replay is still recognised as one.
 const UsedCodeRetention = time.Hour
 
-// SigningKey is a private key that signs access tokens.
+// SigningKey is a private key that signs access tokens and ID tokens.
 type SigningKey struct {
-	ID        string `json:"kid"`
-	Private   []byte `json:"private"` // PKCS #8, DER
+	ID string `json:"kid"`
+	// Private is the private key in the form its algorithm's signer
+	// reads: for ES256 the raw P-256 scalar (crypto/ecdsa's
+	// PrivateKey.Bytes), for RS256 PKCS #8, DER.
+	Private   []byte `json:"private"`
 	CreatedAt int64  `json:"created_at"`
+	// Alg is the JWS algorithm the key signs with (RFC 7518 §3.1); ""
+	// is ES256, the only one before there were others (see Algorithm).
+	// Each algorithm's keys rotate on their own (AddSigningKey).
+	Alg string `json:"alg,omitempty"`
+}
+
+// DefaultSigningAlg is the algorithm of a SigningKey with no Alg: the keys
+// stored before keys had one.
+const DefaultSigningAlg = "ES256"
+
+// Algorithm returns k's JWS algorithm, DefaultSigningAlg when Alg is "".
+func (k *SigningKey) Algorithm() string {
+	if k.Alg == "" {
+		return DefaultSigningAlg
+	}
+	return k.Alg
 }
 
 // RefreshToken is an issued refresh token, stored under the hash of its

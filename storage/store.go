@@ -121,12 +121,14 @@ type Store interface {
 	// DeleteInitialAccessToken removes one; a missing one is ErrNotFound.
 	DeleteInitialAccessToken(ctx context.Context, id string) error
 
-	// SigningKeys returns the access token signing keys, oldest first.
+	// SigningKeys returns the token signing keys of every algorithm,
+	// oldest first.
 	SigningKeys(ctx context.Context) ([]*SigningKey, error)
-	// AddSigningKey stores k unless a key created at or after the unix
-	// time newerThan exists already (another instance rotated first), and
-	// reports whether it stored k. Several instances racing to rotate
-	// store exactly one key.
+	// AddSigningKey stores k unless a key of k's algorithm (Algorithm)
+	// created at or after the unix time newerThan exists already (another
+	// instance rotated first), and reports whether it stored k. Several
+	// instances racing to rotate one algorithm's key store exactly one;
+	// the keys of other algorithms do not count.
 	AddSigningKey(ctx context.Context, k *SigningKey, newerThan int64) (bool, error)
 	// DeleteSigningKey removes a signing key; a missing one is no error.
 	DeleteSigningKey(ctx context.Context, id string) error

@@ -40,9 +40,9 @@ var (
 // the list is invalid_client_metadata.
 var extensionMembers = map[string][]string{
 	// OpenID Connect Dynamic Client Registration 1.0 §2: ID tokens are
-	// signed with the access tokens' algorithm, the one discovery
-	// advertises in id_token_signing_alg_values_supported.
-	"id_token_signed_response_alg": {jwtAlg},
+	// signed with one of idTokenAlgs, which discovery advertises in
+	// id_token_signing_alg_values_supported (see idTokenAlg).
+	memberIDTokenAlg: idTokenAlgs,
 	// Subjects are the same for every client (subject_types_supported).
 	"subject_type": {"public"},
 }

@@ -57,7 +57,7 @@ func TestValidateMetadata(t *testing.T) {
 					t.Fatalf("extras: %v", r.meta.Extra)
 				}
 			}},
-		{name: "ID tokens signed otherwise", body: `{"grant_types":["client_credentials"],"id_token_signed_response_alg":"RS256"}`, want: ErrInvalidClientMetadata},
+		{name: "ID tokens signed otherwise", body: `{"grant_types":["client_credentials"],"id_token_signed_response_alg":"HS256"}`, want: ErrInvalidClientMetadata},
 		{name: "unsigned ID tokens", body: `{"grant_types":["client_credentials"],"id_token_signed_response_alg":"none"}`, want: ErrInvalidClientMetadata},
 		{name: "pairwise subjects", body: `{"grant_types":["client_credentials"],"subject_type":"pairwise"}`, want: ErrInvalidClientMetadata},
 		{name: "signing alg not a string", body: `{"grant_types":["client_credentials"],"id_token_signed_response_alg":["ES256"]}`, want: ErrInvalidClientMetadata},

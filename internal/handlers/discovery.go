@@ -99,7 +99,7 @@ func (s *Server) serverMetadata(r *http.Request) serverMetadata {
 		AuthorizationResponseIssParameterSupported: true,
 		ClientIDMetadataDocumentSupported:          s.cimd != nil && s.policy.allowsMetadataDocuments(),
 		UserinfoEndpoint:                           base + s.cfg.UserinfoPath,
-		IDTokenSigningAlgValuesSupported:           []string{jwtAlg},
+		IDTokenSigningAlgValuesSupported:           idTokenAlgs,
 		SubjectTypesSupported:                      []string{"public"},
 		ResponseModesSupported:                     []string{"query"},
 		ClaimsSupported:                            s.claimsSupported(),

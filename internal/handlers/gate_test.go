@@ -371,3 +371,71 @@ func TestGateRefusesRepeatedAuthorization(t *testing.T) {
 		t.Fatalf("one header: %d", status)
 	}
 }
+
+// access_token_signing_alg RS256 (RFC 9068 §2.1): the RSA key is in the
+// JWKS from the start, the token endpoint issues RS256 at+jwt tokens, and
+// the gate accepts them, before and after caching, and refuses one whose
+// signature was changed, cached or not. An ES256 handler on the same store
+// verifies them too, by their kid.
+func TestRS256AccessTokens(t *testing.T) {
+	es := newTestServer(t, Config{})
+	ts := &testServer{t: t, store: es.store, clock: es.clock}
+	var err error
+	ts.srv, err = New(t.Context(), es.store, Config{AccessTokenSigningAlg: "RS256",
+		Now: func() time.Time { return ts.clock }}.WithDefaults())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, m := ts.do("GET", "/oauth/jwks", "", "", "")
+	var rsaKid string
+	for _, k := range m["keys"].([]any) {
+		if k := k.(map[string]any); k["kty"] == "RSA" && k["alg"] == "RS256" {
+			rsaKid = k["kid"].(string)
+		}
+	}
+	if rsaKid == "" {
+		t.Fatalf("no RS256 key in the JWKS before the first token: %v", m)
+	}
+
+	id, secret := ts.machineClient("")
+	token := ts.clientCredentialsToken(id, secret, "")
+	if h := jwtHeader(t, token); h["alg"] != "RS256" || h["typ"] != "at+jwt" || h["kid"] != rsaKid {
+		t.Fatalf("header %v", h)
+	}
+	i := strings.LastIndexByte(token, '.')
+	if n := len(token) - i - 1; n != 342 {
+		t.Fatalf("signature of %d characters", n)
+	}
+	// A character in the middle of the signature changed: other bytes,
+	// the same length.
+	c := byte('A')
+	if token[i+100] == c {
+		c = 'B'
+	}
+	tampered := token[:i+100] + string(c) + token[i+101:]
+	if status, _ := ts.gated("/api", "Bearer "+tampered); status != http.StatusUnauthorized {
+		t.Fatalf("a tampered RS256 token: %d", status)
+	}
+	for range 2 { // verified, then cached
+		if status, _ := ts.gated("/api", "Bearer "+token); status != http.StatusTeapot {
+			t.Fatalf("the RS256 token: %d", status)
+		}
+	}
+	if status, _ := ts.gated("/api", "Bearer "+tampered); status != http.StatusUnauthorized {
+		t.Fatalf("a tampered RS256 token, once the good one is cached: %d", status)
+	}
+	w, m := ts.form("/oauth/introspect", id, secret, url.Values{"token": {token}})
+	if w.Code != http.StatusOK || m["active"] != true {
+		t.Fatalf("introspection: %d %v", w.Code, m)
+	}
+
+	// The ES256 handler loaded its keys before the RSA key existed: it
+	// learns it from the store (at most once a second) by the kid.
+	es.clock = es.clock.Add(2 * time.Second)
+	if status, _ := es.gated("/api", "Bearer "+token); status != http.StatusTeapot {
+		t.Fatalf("an ES256 handler on the store refuses the RS256 token: %d", status)
+	}
+	if h := jwtHeader(t, es.clientCredentialsToken(id, secret, "")); h["alg"] != "ES256" {
+		t.Fatalf("the ES256 handler signs %v", h)
+	}
+}

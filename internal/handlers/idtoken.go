@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/caddy-dcr/caddy-dcr/storage"
 )
 
 // scopeOpenID asks for OpenID Connect: an ID token with the tokens, and
@@ -102,10 +104,33 @@ type idTokenRequest struct {
 	claims      map[string]string
 	// ttl is the lifetime of the access token issued with it.
 	ttl time.Duration
+	// alg signs it: the client's (idTokenAlg).
+	alg string
 }
 
-// idToken signs an ID token (OpenID Connect Core 1.0 §2, §3.1.3.6) with the
-// keys that sign access tokens: aud is the client and azp names it too,
+// memberIDTokenAlg is the client metadata member naming the algorithm of
+// the client's ID tokens (OpenID Connect Registration 1.0 §2), kept with
+// the client's other extension metadata (Metadata.Extra).
+const memberIDTokenAlg = "id_token_signed_response_alg"
+
+// idTokenAlg returns the algorithm of m's client's ID tokens: its
+// id_token_signed_response_alg, or RS256 when it registered none (OpenID
+// Connect Registration 1.0 §2). A value registration now refuses but a
+// client registered before it kept gets the default too: it cannot be
+// signed with, and never "none" (an unsigned token).
+func idTokenAlg(m *storage.Metadata) string {
+	var alg string
+	if raw, ok := m.Extra[memberIDTokenAlg]; ok {
+		_ = json.Unmarshal(raw, &alg)
+	}
+	if !slices.Contains(idTokenAlgs, alg) {
+		return idTokenAlgs[0]
+	}
+	return alg
+}
+
+// idToken signs an ID token (OpenID Connect Core 1.0 §2, §3.1.3.6) with
+// the current key of t.alg: aud is the client and azp names it too,
 // at_hash binds the access token issued with it, and the grant's claims
 // that its scope releases are added. It lives as long as the access token
 // issued with it.
@@ -125,25 +150,32 @@ func (s *Server) idToken(ctx context.Context, t idTokenRequest) (string, error) 
 		claims["nonce"] = t.nonce
 	}
 	if t.accessToken != "" {
-		claims["at_hash"] = atHash(t.accessToken)
+		h, err := atHash(t.alg, t.accessToken)
+		if err != nil {
+			return "", err
+		}
+		claims["at_hash"] = h
 	}
 	payload, err := json.Marshal(claims)
 	if err != nil {
 		return "", err
 	}
-	tok, err := s.keys.signPayload(ctx, payload, true)
+	tok, err := s.keys.signAs(ctx, t.alg, payload, true)
 	if err != nil {
 		return "", fmt.Errorf("signing ID token: %w", err)
 	}
 	return tok, nil
 }
 
-// atHash is the at_hash of an access token for an ES256-signed ID token:
-// the left half of its SHA-256, base64url (OpenID Connect Core 1.0
-// §3.1.3.6).
-func atHash(accessToken string) string {
+// atHash is the at_hash of an access token for an ID token signed with
+// alg: the left half of its hash under the hash of alg, base64url (OpenID
+// Connect Core 1.0 §3.1.3.6). Both of idTokenAlgs hash with SHA-256.
+func atHash(alg, accessToken string) (string, error) {
+	if alg != algRS256 && alg != jwtAlg {
+		return "", fmt.Errorf("at_hash: no hash known for %s", alg)
+	}
 	sum := sha256.Sum256([]byte(accessToken))
-	return base64.RawURLEncoding.EncodeToString(sum[:len(sum)/2])
+	return base64.RawURLEncoding.EncodeToString(sum[:len(sum)/2]), nil
 }
 
 // OpenID Connect's authorization errors (OpenID Connect Core 1.0

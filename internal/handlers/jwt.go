@@ -7,7 +7,9 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
@@ -26,14 +28,42 @@ import (
 )
 
 // Access tokens are JWTs in the profile of RFC 9068, signed with ES256
-// (ECDSA on P-256 with SHA-256, RFC 7518 §3.4): supported by every JOSE
-// library a resource server might use to verify them from the JWKS.
+// (ECDSA on P-256 with SHA-256, RFC 7518 §3.4) unless the operator picks
+// RS256: supported by every JOSE library a resource server might use to
+// verify them from the JWKS.
 const (
 	jwtAlg = "ES256"
 	jwtTyp = "at+jwt"
 	// maxTokenLen bounds what the parser reads of a presented token.
 	maxTokenLen = 8 << 10
 )
+
+// algRS256 is RSASSA-PKCS1-v1_5 with SHA-256 (RFC 7518 §3.3), which RFC
+// 9068 §2.1 has every authorization server support for access tokens and
+// OpenID Connect Core 1.0 §15.1 every OP for ID tokens.
+const algRS256 = "RS256"
+
+// rsaKeyBits is the size of the RSA keys: 2048 bits, NIST's minimum (SP
+// 800-131A, SP 800-57 Part 1: 112-bit strength) and the size every relying
+// party and JOSE library supports; larger keys cost more to make and to
+// sign with and some verifiers cap the size.
+const rsaKeyBits = 2048
+
+// idTokenAlgs are the algorithms this server signs ID tokens with, the
+// default first: OpenID Connect Registration 1.0 §2 makes RS256 the
+// id_token_signed_response_alg of a client that registers none. Discovery
+// lists them (id_token_signing_alg_values_supported) and registration
+// accepts exactly these for id_token_signed_response_alg.
+var idTokenAlgs = []string{algRS256, jwtAlg}
+
+// AccessTokenSigningAlgs are the algorithms access tokens can be signed
+// with (Config.AccessTokenSigningAlg).
+var AccessTokenSigningAlgs = []string{jwtAlg, algRS256}
+
+// signingAlgs are the algorithms the key ring keeps keys for. ES256 always
+// has one; RS256 gets its first the first time something is signed with it
+// (signRSA), since making an RSA key takes a tenth of a second to a second.
+var signingAlgs = []string{jwtAlg, algRS256}
 
 // accessClaims are the claims of an access token (RFC 9068 §2.2).
 type accessClaims struct {
@@ -188,6 +218,14 @@ func onlyReservedMembers(b []byte) bool {
 	return true
 }
 
+// rsaSigningKey is an RS256 key, beside the ES256 signingKey.
+type rsaSigningKey struct {
+	id       string
+	priv     *rsa.PrivateKey
+	header   string // access tokens'
+	idHeader string // ID tokens' (typ JWT)
+}
+
 type signingKey struct {
 	id     string
 	priv   *ecdsa.PrivateKey
@@ -197,14 +235,22 @@ type signingKey struct {
 	idHeader string
 }
 
-// keyRing holds the signing keys: the newest signs, all verify. Keys live
-// in the store, so every handler on one database signs with the same key
-// and a restart keeps them.
+// keyRing holds the signing keys, per algorithm: the newest of each signs,
+// all verify. Keys live in the store, so every handler on one database
+// signs with the same keys and a restart keeps them.
 type keyRing struct {
 	store       storage.Store
 	now         func() time.Time
 	rotateAfter time.Duration // a key signs for this long
 	retainFor   time.Duration // then verifies for this long (the token lifetime)
+	// accessAlg signs access tokens: jwtAlg (ES256) or algRS256.
+	accessAlg string
+
+	// rotating lets one rotation at a time run in this process: a signer
+	// that waited for it finds the key the one before made, instead of
+	// making one (for RSA, up to a second of work) that AddSigningKey
+	// then refuses.
+	rotating sync.Mutex
 
 	mu         sync.RWMutex
 	current    *signingKey
@@ -213,6 +259,13 @@ type keyRing struct {
 	headers    map[string]*ecdsa.PublicKey // by the encoded header this server writes for the key
 	jwks       []byte
 	lastReload time.Time
+	// The RS256 keys, as the ES256 ones above; rsaCurrent is nil until
+	// the first RS256 key exists. rsaKeys, by kid, are kept from one
+	// reload to the next: parsing an RSA key checks it, about 6 ms.
+	rsaCurrent *rsaSigningKey
+	rsaCreated time.Time
+	rsaKeys    map[string]*rsaSigningKey
+	rsaHeaders map[string]*rsa.PublicKey
 }
 
 func newKeyRing(ctx context.Context, store storage.Store, now func() time.Time, rotateAfter, retainFor time.Duration) (*keyRing, error) {
@@ -224,9 +277,19 @@ func newKeyRing(ctx context.Context, store storage.Store, now func() time.Time, 
 }
 
 // reload reads the keys from the store; with rotate, it first retires
-// keys no live token can carry and makes a new key when the newest is too
-// old. Callers hold no lock.
+// keys no live token can carry and makes a new key of each algorithm whose
+// newest is too old (ES256 also when it has none). Callers hold no lock.
 func (k *keyRing) reload(ctx context.Context, rotate bool) error {
+	return k.load(ctx, rotate, false)
+}
+
+// load is reload; with makeRSA (and rotate), it also makes the first
+// RS256 key when there is none.
+func (k *keyRing) load(ctx context.Context, rotate, makeRSA bool) error {
+	if rotate {
+		k.rotating.Lock()
+		defer k.rotating.Unlock()
+	}
 	keys, err := k.store.SigningKeys(ctx)
 	if err != nil {
 		return fmt.Errorf("reading signing keys: %w", err)
@@ -234,52 +297,19 @@ func (k *keyRing) reload(ctx context.Context, rotate bool) error {
 	now := k.now()
 	if rotate {
 		var kept []*storage.SigningKey
-		for i, sk := range keys {
-			// A key that stopped signing longer ago than the token
-			// lifetime has no live token left.
-			retiredAt := now
-			if i+1 < len(keys) {
-				retiredAt = time.Unix(keys[i+1].CreatedAt, 0)
+		for _, alg := range signingAlgs {
+			ofAlg, err := k.rotate(ctx, alg, keysOf(keys, alg), now, alg == jwtAlg || makeRSA)
+			if err != nil {
+				return err
 			}
-			if i+1 < len(keys) && now.Sub(retiredAt) > k.retainFor+time.Minute {
-				if err := k.store.DeleteSigningKey(ctx, sk.ID); err != nil {
-					return fmt.Errorf("deleting retired signing key: %w", err)
-				}
-				continue
-			}
-			kept = append(kept, sk)
+			kept = append(kept, ofAlg...)
 		}
 		keys = kept
-		if len(keys) == 0 || now.Sub(time.Unix(keys[len(keys)-1].CreatedAt, 0)) >= k.rotateAfter {
-			priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-			if err != nil {
-				return err
-			}
-			raw, err := priv.Bytes()
-			if err != nil {
-				return err
-			}
-			sk := &storage.SigningKey{ID: randomString(12), Private: raw, CreatedAt: now.Unix()}
-			// Of several instances rotating at once, one stores its
-			// key; the others take it. The condition is "no key newer
-			// than the newest this instance read": a threshold computed
-			// from the clock would, in whole seconds, disagree with the
-			// test above for up to a second.
-			var newerThan int64
-			if len(keys) > 0 {
-				newerThan = keys[len(keys)-1].CreatedAt + 1
-			}
-			added, err := k.store.AddSigningKey(ctx, sk, newerThan)
-			if err != nil {
-				return fmt.Errorf("storing signing key: %w", err)
-			}
-			if added {
-				keys = append(keys, sk)
-			} else if keys, err = k.store.SigningKeys(ctx); err != nil {
-				return fmt.Errorf("reading signing keys: %w", err)
-			}
-		}
 	}
+	// Keys of an algorithm this version does not know (a newer one's)
+	// are left alone: neither used nor deleted.
+	rsaKeys := keysOf(keys, algRS256)
+	keys = keysOf(keys, jwtAlg)
 	if len(keys) == 0 {
 		return errors.New("no signing key")
 	}
@@ -287,9 +317,11 @@ func (k *keyRing) reload(ctx context.Context, rotate bool) error {
 	headers := make(map[string]*ecdsa.PublicKey, len(keys))
 	type jwk struct {
 		Kty string `json:"kty"`
-		Crv string `json:"crv"`
-		X   string `json:"x"`
-		Y   string `json:"y"`
+		Crv string `json:"crv,omitempty"`
+		X   string `json:"x,omitempty"`
+		Y   string `json:"y,omitempty"`
+		N   string `json:"n,omitempty"` // RFC 7518 §6.3.1
+		E   string `json:"e,omitempty"`
 		Kid string `json:"kid"`
 		Use string `json:"use"`
 		Alg string `json:"alg"`
@@ -318,6 +350,27 @@ func (k *keyRing) reload(ctx context.Context, rotate bool) error {
 		// Only access token headers: an ID token is no access token.
 		headers[current.header] = &priv.PublicKey
 	}
+	k.mu.RLock()
+	loaded := k.rsaKeys
+	k.mu.RUnlock()
+	rsaByID := make(map[string]*rsaSigningKey, len(rsaKeys))
+	rsaHeaders := make(map[string]*rsa.PublicKey, len(rsaKeys))
+	var rsaCurrent *rsaSigningKey
+	var rsaCreated time.Time
+	for _, sk := range rsaKeys {
+		key := loaded[sk.ID]
+		if key == nil {
+			if key, err = parseRSAKey(sk); err != nil {
+				return err
+			}
+		}
+		rsaByID[sk.ID] = key
+		set.Keys = append(set.Keys, jwk{Kty: "RSA", Kid: sk.ID, Use: "sig", Alg: algRS256,
+			N: base64.RawURLEncoding.EncodeToString(key.priv.N.Bytes()),
+			E: base64.RawURLEncoding.EncodeToString(big.NewInt(int64(key.priv.E)).Bytes())})
+		rsaCurrent, rsaCreated = key, time.Unix(sk.CreatedAt, 0)
+		rsaHeaders[key.header] = &key.priv.PublicKey
+	}
 	jwks, err := json.Marshal(set)
 	if err != nil {
 		return err
@@ -325,8 +378,102 @@ func (k *keyRing) reload(ctx context.Context, rotate bool) error {
 	k.mu.Lock()
 	k.current, k.created = current, time.Unix(keys[len(keys)-1].CreatedAt, 0)
 	k.public, k.headers, k.jwks, k.lastReload = public, headers, jwks, now
+	k.rsaCurrent, k.rsaCreated, k.rsaKeys, k.rsaHeaders = rsaCurrent, rsaCreated, rsaByID, rsaHeaders
 	k.mu.Unlock()
 	return nil
+}
+
+// parseRSAKey reads a stored RS256 key.
+func parseRSAKey(sk *storage.SigningKey) (*rsaSigningKey, error) {
+	parsed, err := x509.ParsePKCS8PrivateKey(sk.Private)
+	if err != nil {
+		return nil, fmt.Errorf("signing key %s: %w", sk.ID, err)
+	}
+	priv, ok := parsed.(*rsa.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("signing key %s: an RS256 key holds a %T", sk.ID, parsed)
+	}
+	header, _ := json.Marshal(map[string]string{"alg": algRS256, "kid": sk.ID, "typ": jwtTyp})
+	idHeader, _ := json.Marshal(map[string]string{"alg": algRS256, "kid": sk.ID, "typ": "JWT"})
+	return &rsaSigningKey{id: sk.ID, priv: priv, header: base64.RawURLEncoding.EncodeToString(header),
+		idHeader: base64.RawURLEncoding.EncodeToString(idHeader)}, nil
+}
+
+// rotate takes the keys of one algorithm, oldest first, deletes those no
+// live token can carry and, when the newest has signed for rotateAfter
+// (or there is none and need is set), makes a successor. It returns the
+// algorithm's keys as they then are.
+func (k *keyRing) rotate(ctx context.Context, alg string, keys []*storage.SigningKey, now time.Time, need bool) ([]*storage.SigningKey, error) {
+	var kept []*storage.SigningKey
+	for i, sk := range keys {
+		// A key that stopped signing longer ago than the token lifetime
+		// has no live token left.
+		if i+1 < len(keys) && now.Sub(time.Unix(keys[i+1].CreatedAt, 0)) > k.retainFor+time.Minute {
+			if err := k.store.DeleteSigningKey(ctx, sk.ID); err != nil {
+				return nil, fmt.Errorf("deleting retired signing key: %w", err)
+			}
+			continue
+		}
+		kept = append(kept, sk)
+	}
+	keys = kept
+	if len(keys) == 0 && !need || len(keys) > 0 && now.Sub(time.Unix(keys[len(keys)-1].CreatedAt, 0)) < k.rotateAfter {
+		return keys, nil
+	}
+	raw, err := newPrivateKey(alg)
+	if err != nil {
+		return nil, fmt.Errorf("making %s signing key: %w", alg, err)
+	}
+	sk := &storage.SigningKey{ID: randomString(12), Private: raw, CreatedAt: now.Unix(), Alg: alg}
+	// Of several instances rotating at once, one stores its key; the
+	// others take it. The condition is "no key of this algorithm newer
+	// than the newest this instance read": a threshold computed from the
+	// clock would, in whole seconds, disagree with the test above for up
+	// to a second.
+	var newerThan int64
+	if len(keys) > 0 {
+		newerThan = keys[len(keys)-1].CreatedAt + 1
+	}
+	added, err := k.store.AddSigningKey(ctx, sk, newerThan)
+	if err != nil {
+		return nil, fmt.Errorf("storing signing key: %w", err)
+	}
+	if added {
+		return append(keys, sk), nil
+	}
+	all, err := k.store.SigningKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading signing keys: %w", err)
+	}
+	return keysOf(all, alg), nil
+}
+
+// newPrivateKey makes a private key for alg, encoded for
+// storage.SigningKey.Private.
+func newPrivateKey(alg string) ([]byte, error) {
+	if alg == algRS256 {
+		priv, err := rsa.GenerateKey(rand.Reader, rsaKeyBits)
+		if err != nil {
+			return nil, err
+		}
+		return x509.MarshalPKCS8PrivateKey(priv)
+	}
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	return priv.Bytes()
+}
+
+// keysOf returns the keys of alg among keys, in their order.
+func keysOf(keys []*storage.SigningKey, alg string) []*storage.SigningKey {
+	var out []*storage.SigningKey
+	for _, sk := range keys {
+		if sk.Algorithm() == alg {
+			out = append(out, sk)
+		}
+	}
+	return out
 }
 
 // sign encodes and signs claims as a JWT with the current key, rotating the
@@ -337,7 +484,57 @@ func (k *keyRing) sign(ctx context.Context, c *accessClaims) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return k.signPayload(ctx, payload, false)
+	return k.signAs(ctx, k.accessAlg, payload, false)
+}
+
+// signAs signs payload, a JSON object, as a JWT with the current key of
+// alg (ES256 for any other value), as signPayload does.
+func (k *keyRing) signAs(ctx context.Context, alg string, payload []byte, idToken bool) (string, error) {
+	if alg == algRS256 {
+		return k.signRSA(ctx, payload, idToken)
+	}
+	return k.signPayload(ctx, payload, idToken)
+}
+
+// signRSA signs payload as a JWT with the current RS256 key
+// (RSASSA-PKCS1-v1_5 with SHA-256, RFC 7518 §3.3), making the first RS256
+// key when there is none yet and rotating it when it has signed long
+// enough; like every key, it goes through AddSigningKey, so of several
+// instances one makes it and the others load it. PKCS #1 v1.5 signatures
+// are deterministic: the same text always has the same signature, and
+// every token carries a fresh jti.
+func (k *keyRing) signRSA(ctx context.Context, payload []byte, idToken bool) (string, error) {
+	k.mu.RLock()
+	key, created := k.rsaCurrent, k.rsaCreated
+	k.mu.RUnlock()
+	if key == nil || k.now().Sub(created) >= k.rotateAfter {
+		if err := k.load(ctx, true, true); err != nil {
+			return "", err
+		}
+		k.mu.RLock()
+		key = k.rsaCurrent
+		k.mu.RUnlock()
+		if key == nil {
+			return "", errors.New("no RS256 signing key")
+		}
+	}
+	header := key.header
+	if idToken {
+		header = key.idHeader
+	}
+	sigLen := base64.RawURLEncoding.EncodedLen(key.priv.Size())
+	b := make([]byte, 0, len(header)+1+base64.RawURLEncoding.EncodedLen(len(payload))+1+sigLen)
+	b = append(b, header...)
+	b = append(b, '.')
+	b = base64.RawURLEncoding.AppendEncode(b, payload)
+	digest := sha256.Sum256(b)
+	sig, err := rsa.SignPKCS1v15(nil, key.priv, crypto.SHA256, digest[:])
+	if err != nil {
+		return "", err
+	}
+	b = append(b, '.')
+	b = base64.RawURLEncoding.AppendEncode(b, sig)
+	return string(b), nil
 }
 
 // signPayload signs payload, a JSON object, as a JWT with the current key:
@@ -513,12 +710,20 @@ func (k *keyRing) verify(ctx context.Context, token string) (*accessClaims, erro
 	if h, p, sig, ok := splitJWT(token); ok {
 		k.mu.RLock()
 		pub := k.headers[h]
+		var rsaPub *rsa.PublicKey
+		if pub == nil {
+			rsaPub = k.rsaHeaders[h]
+		}
 		k.mu.RUnlock()
 		if pub != nil {
 			return verifyJWT(token, h, p, sig, pub)
 		}
+		if rsaPub != nil {
+			return verifyRSAJWT(token, h, p, sig, rsaPub)
+		}
 	}
-	return parseJWT(token, func(kid string) *ecdsa.PublicKey { return k.publicKey(ctx, kid) })
+	return parseJWTKeys(token, func(kid string) *ecdsa.PublicKey { return k.publicKey(ctx, kid) },
+		func(kid string) *rsa.PublicKey { return k.rsaPublicKey(ctx, kid) })
 }
 
 // publicKey returns the verification key with the given id. An unknown id
@@ -540,19 +745,46 @@ func (k *keyRing) publicKey(ctx context.Context, kid string) *ecdsa.PublicKey {
 	return k.public[kid]
 }
 
+// rsaPublicKey is publicKey for RS256 keys.
+func (k *keyRing) rsaPublicKey(ctx context.Context, kid string) *rsa.PublicKey {
+	k.mu.RLock()
+	key, ok := k.rsaKeys[kid]
+	stale := k.now().Sub(k.lastReload) > time.Second
+	k.mu.RUnlock()
+	if !ok && stale {
+		if err := k.reload(ctx, false); err != nil {
+			return nil
+		}
+		k.mu.RLock()
+		key = k.rsaKeys[kid]
+		k.mu.RUnlock()
+	}
+	if key == nil {
+		return nil
+	}
+	return &key.priv.PublicKey
+}
+
 func (k *keyRing) jwksJSON() []byte {
 	k.mu.RLock()
 	defer k.mu.RUnlock()
 	return k.jwks
 }
 
-// parseJWT parses a compact JWS (RFC 7515 §7.1), accepts only our header
-// (alg ES256, typ at+jwt, a known kid, no crit) and a valid low-S
-// signature, and decodes the claims. It never trusts the alg the token
-// names for anything but refusing it. Each segment must be canonical
-// base64url and the header and claims I-JSON (RFC 7493), so that every
-// verifier reads a token we accept the way we do.
+// parseJWT is parseJWTKeys for ES256 tokens only.
 func parseJWT(token string, keyFor func(kid string) *ecdsa.PublicKey) (*accessClaims, error) {
+	return parseJWTKeys(token, keyFor, func(string) *rsa.PublicKey { return nil })
+}
+
+// parseJWTKeys parses a compact JWS (RFC 7515 §7.1), accepts only our
+// header (alg ES256 or RS256, typ at+jwt, a kid known for that alg, no
+// crit) and a valid signature (low-S for ES256), and decodes the claims.
+// The alg picks which keys the kid is looked up among, so a token can only
+// verify with a key of the algorithm it names, and the key's own algorithm
+// verifies it. Each segment must be canonical base64url and the header and
+// claims I-JSON (RFC 7493), so that every verifier reads a token we accept
+// the way we do.
+func parseJWTKeys(token string, keyFor func(kid string) *ecdsa.PublicKey, rsaKeyFor func(kid string) *rsa.PublicKey) (*accessClaims, error) {
 	h, p, sig, ok := splitJWT(token)
 	if !ok {
 		return nil, errBadToken
@@ -574,8 +806,15 @@ func parseJWT(token string, keyFor func(kid string) *ecdsa.PublicKey) (*accessCl
 	// understand; we understand none. RFC 9068 §4: the typ must be at+jwt
 	// (application/ may be spelled).
 	typ := strings.TrimPrefix(strings.ToLower(header.Typ), "application/")
-	if header.Alg != jwtAlg || typ != jwtTyp || header.Kid == "" || header.Crit != nil {
+	if header.Alg != jwtAlg && header.Alg != algRS256 || typ != jwtTyp || header.Kid == "" || header.Crit != nil {
 		return nil, errBadToken
+	}
+	if header.Alg == algRS256 {
+		rsaPub := rsaKeyFor(header.Kid)
+		if rsaPub == nil {
+			return nil, errBadToken
+		}
+		return verifyRSAJWT(token, h, p, sig, rsaPub)
 	}
 	pub := keyFor(header.Kid)
 	if pub == nil {
@@ -624,6 +863,34 @@ func verifyJWT(token, h, p, sig string, pub *ecdsa.PublicKey) (*accessClaims, er
 	var der [72]byte
 	digest := sha256Of(token[:len(h)+1+len(p)])
 	if !ecdsa.VerifyASN1(pub, digest[:], derSignature(der[:0], &raw)) {
+		return nil, errBadToken
+	}
+	payload, err := jwtEncoding.DecodeString(p)
+	if err != nil || checkIJSON(payload) != nil {
+		return nil, errBadToken
+	}
+	var c accessClaims
+	if !decodeOwnClaims(payload, &c) {
+		if err := json.Unmarshal(payload, &c); err != nil {
+			return nil, errBadToken
+		}
+	}
+	return &c, nil
+}
+
+// verifyRSAJWT is verifyJWT for RS256: the signature is RSASSA-PKCS1-v1_5
+// with SHA-256 (RFC 7518 §3.3) under pub, exactly the key's size (256
+// bytes, 342 characters, for the 2048-bit keys this server makes).
+func verifyRSAJWT(token, h, p, sig string, pub *rsa.PublicKey) (*accessClaims, error) {
+	if len(sig) != base64.RawURLEncoding.EncodedLen(pub.Size()) {
+		return nil, errBadToken
+	}
+	raw, err := jwtEncoding.DecodeString(sig)
+	if err != nil {
+		return nil, errBadToken
+	}
+	digest := sha256Of(token[:len(h)+1+len(p)])
+	if rsa.VerifyPKCS1v15(pub, crypto.SHA256, digest[:], raw) != nil {
 		return nil, errBadToken
 	}
 	payload, err := jwtEncoding.DecodeString(p)

@@ -2,9 +2,11 @@ package handlers
 
 import (
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -13,8 +15,11 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/caddy-dcr/caddy-dcr/storage"
 )
 
 const (
@@ -435,6 +440,283 @@ func TestDecodeOwnClaims(t *testing.T) {
 		var fast accessClaims
 		if decodeOwnClaims([]byte(b), &fast) {
 			t.Errorf("%s: taken by the shortcut", b)
+		}
+	}
+}
+
+// jwtHeader decodes a JWT's header, unverified.
+func jwtHeader(t *testing.T, token string) map[string]string {
+	t.Helper()
+	h, _, _ := strings.Cut(token, ".")
+	b, err := base64.RawURLEncoding.DecodeString(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]string
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// jwksKeys decodes a JWK Set.
+func jwksKeys(t *testing.T, b []byte) []map[string]any {
+	t.Helper()
+	var set struct {
+		Keys []map[string]any `json:"keys"`
+	}
+	if err := json.Unmarshal(b, &set); err != nil {
+		t.Fatal(err)
+	}
+	return set.Keys
+}
+
+// rsaPublicJWK reads the RSA key of a JWK (RFC 7518 §6.3.1).
+func rsaPublicJWK(t *testing.T, k map[string]any) *rsa.PublicKey {
+	t.Helper()
+	n, err1 := base64.RawURLEncoding.DecodeString(k["n"].(string))
+	e, err2 := base64.RawURLEncoding.DecodeString(k["e"].(string))
+	if err1 != nil || err2 != nil {
+		t.Fatalf("n or e is not base64url: %v", k)
+	}
+	return &rsa.PublicKey{N: new(big.Int).SetBytes(n), E: int(new(big.Int).SetBytes(e).Int64())}
+}
+
+func countKeys(t *testing.T, store storage.Store) (es, rs int) {
+	t.Helper()
+	keys, err := store.SigningKeys(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		switch k.Algorithm() {
+		case jwtAlg:
+			es++
+		case algRS256:
+			rs++
+		}
+	}
+	return es, rs
+}
+
+// No RSA key is made (a tenth of a second to a second of work) until
+// something is signed with RS256; then it is in the JWKS beside the ES256
+// key, and its token verifies with the published n and e.
+func TestRSAKeyIsMadeOnFirstUse(t *testing.T) {
+	ctx := t.Context()
+	store := memStore(t)
+	ring, err := newKeyRing(ctx, store, time.Now, time.Hour, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if es, rs := countKeys(t, store); es != 1 || rs != 0 {
+		t.Fatalf("%d ES256 and %d RS256 keys before any RS256 signature", es, rs)
+	}
+	if keys := jwksKeys(t, ring.jwksJSON()); len(keys) != 1 || keys[0]["kty"] != "EC" {
+		t.Fatalf("JWKS before any RS256 signature: %v", keys)
+	}
+
+	token, err := ring.signAs(ctx, algRS256, []byte(testPayload), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if es, rs := countKeys(t, store); es != 1 || rs != 1 {
+		t.Fatalf("%d ES256 and %d RS256 keys after an RS256 signature", es, rs)
+	}
+	h := jwtHeader(t, token)
+	if h["alg"] != "RS256" || h["typ"] != "at+jwt" || h["kid"] == "" {
+		t.Fatalf("header %v", h)
+	}
+	keys := jwksKeys(t, ring.jwksJSON())
+	var rsaJWK map[string]any
+	for _, k := range keys {
+		if k["kty"] == "RSA" {
+			rsaJWK = k
+		}
+	}
+	if len(keys) != 2 || rsaJWK == nil || rsaJWK["alg"] != "RS256" || rsaJWK["use"] != "sig" || rsaJWK["kid"] != h["kid"] {
+		t.Fatalf("JWKS %v", keys)
+	}
+	for _, private := range []string{"d", "p", "q", "dp", "dq", "qi", "crv", "x", "y"} {
+		if rsaJWK[private] != nil {
+			t.Fatalf("the RSA JWK has %s: %v", private, rsaJWK)
+		}
+	}
+	pub := rsaPublicJWK(t, rsaJWK)
+	if pub.N.BitLen() != 2048 || pub.E != 65537 {
+		t.Fatalf("RSA key of %d bits, e=%d", pub.N.BitLen(), pub.E)
+	}
+	i := strings.LastIndexByte(token, '.')
+	sig, err := base64.RawURLEncoding.DecodeString(token[i+1:])
+	if err != nil || len(sig) != 256 {
+		t.Fatalf("signature of %d bytes: %v", len(sig), err)
+	}
+	digest := sha256.Sum256([]byte(token[:i]))
+	if err := rsa.VerifyPKCS1v15(pub, crypto.SHA256, digest[:], sig); err != nil {
+		t.Fatalf("the signature does not verify with the published key: %v", err)
+	}
+	c, err := ring.verify(ctx, token)
+	if err != nil || c.Subject != "s" || c.ClientID != "c" {
+		t.Fatalf("verify: %+v %v", c, err)
+	}
+	// The ES256 key still signs what asks for ES256.
+	es, err := ring.signAs(ctx, jwtAlg, []byte(testPayload), false)
+	if err != nil || jwtHeader(t, es)["alg"] != "ES256" {
+		t.Fatalf("ES256 token %q: %v", es, err)
+	}
+}
+
+// Instances on one store that sign RS256 for the first time at once make
+// one RSA key between them: the first key goes through AddSigningKey like
+// a rotation, and the instances that lose load the winner's.
+func TestFirstRSAKeyIsShared(t *testing.T) {
+	ctx := t.Context()
+	store := memStore(t)
+	rings := make([]*keyRing, 3)
+	for i := range rings {
+		var err error
+		if rings[i], err = newKeyRing(ctx, store, time.Now, time.Hour, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tokens := make([]string, len(rings))
+	var wg sync.WaitGroup
+	for i, ring := range rings {
+		wg.Go(func() {
+			var err error
+			if tokens[i], err = ring.signAs(ctx, algRS256, []byte(testPayload), false); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if _, rs := countKeys(t, store); rs != 1 {
+		t.Fatalf("%d RS256 keys stored", rs)
+	}
+	for i, tok := range tokens {
+		if jwtHeader(t, tok)["kid"] != jwtHeader(t, tokens[0])["kid"] {
+			t.Fatalf("instance %d signed with another key", i)
+		}
+		for j, ring := range rings {
+			if _, err := ring.verify(ctx, tok); err != nil {
+				t.Fatalf("instance %d refuses instance %d's token: %v", j, i, err)
+			}
+		}
+	}
+}
+
+// Each algorithm's key rotates after key_rotation of its own signing and
+// is deleted once its tokens can all have expired, whatever the other
+// algorithm's key does.
+func TestKeyRotationPerAlgorithm(t *testing.T) {
+	ctx := t.Context()
+	store := memStore(t)
+	clock := fixedNow
+	ring, err := newKeyRing(ctx, store, func() time.Time { return clock }, 24*time.Hour, 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sign := func(alg string) string {
+		t.Helper()
+		tok, err := ring.signAs(ctx, alg, []byte(testPayload), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	kid := func(tok string) string { return jwtHeader(t, tok)["kid"] }
+	want := func(es, rs int) {
+		t.Helper()
+		if gotES, gotRS := countKeys(t, store); gotES != es || gotRS != rs {
+			t.Fatalf("at +%s: %d ES256 and %d RS256 keys, want %d and %d", clock.Sub(fixedNow), gotES, gotRS, es, rs)
+		}
+	}
+	es1 := sign(jwtAlg)
+	clock = fixedNow.Add(12 * time.Hour)
+	rs1 := sign(algRS256) // the first RS256 key, twelve hours after the ES256 one
+	want(1, 1)
+
+	clock = fixedNow.Add(25 * time.Hour) // the ES256 key is due, the RS256 key is not
+	es2 := sign(jwtAlg)
+	if kid(es2) == kid(es1) || kid(sign(algRS256)) != kid(rs1) {
+		t.Fatal("the ES256 rotation rotated the wrong key")
+	}
+	want(2, 1)
+
+	clock = fixedNow.Add(37 * time.Hour) // now the RS256 key is
+	rs2 := sign(algRS256)
+	if kid(rs2) == kid(rs1) || kid(sign(jwtAlg)) != kid(es2) {
+		t.Fatal("the RS256 rotation rotated the wrong key")
+	}
+	want(2, 2)
+	for _, tok := range []string{es1, es2, rs1, rs2} {
+		if _, err := ring.verify(ctx, tok); err != nil {
+			t.Fatalf("a token of a retired key within its lifetime: %v", err)
+		}
+	}
+
+	// A day after each first key stopped signing, the next rotation
+	// deletes it: no token it signed can still be live.
+	clock = fixedNow.Add(63 * time.Hour)
+	sign(jwtAlg)
+	want(2, 2)
+	for _, tok := range []string{es1, rs1} {
+		if _, err := ring.verify(ctx, tok); err == nil {
+			t.Fatalf("a token of a deleted %s key still verifies", jwtHeader(t, tok)["alg"])
+		}
+	}
+	for _, tok := range []string{es2, rs2} {
+		if _, err := ring.verify(ctx, tok); err != nil {
+			t.Fatalf("a %s token of the previous key: %v", jwtHeader(t, tok)["alg"], err)
+		}
+	}
+}
+
+// A token verifies only with a key of the algorithm its header names: the
+// kid is looked up among that algorithm's keys, so a header that pairs
+// RS256 with the ES256 key's kid (or the reverse) finds no key.
+func TestTokenVerifiesOnlyWithItsKeysAlgorithm(t *testing.T) {
+	ctx := t.Context()
+	ring, err := newKeyRing(ctx, memStore(t), time.Now, time.Hour, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ring.signAs(ctx, algRS256, []byte(testPayload), false); err != nil {
+		t.Fatal(err)
+	}
+	esKid, rsaKey := ring.current.id, ring.rsaCurrent
+	enc := base64.RawURLEncoding
+	signRSA := func(header string) string {
+		t.Helper()
+		text := enc.EncodeToString([]byte(header)) + "." + enc.EncodeToString([]byte(testPayload))
+		digest := sha256.Sum256([]byte(text))
+		sig, err := rsa.SignPKCS1v15(nil, rsaKey.priv, crypto.SHA256, digest[:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return text + "." + enc.EncodeToString(sig)
+	}
+	// Members in another order than the server writes them: the parser
+	// reads the header, not the fast path.
+	if _, err := ring.verify(ctx, signRSA(`{"typ":"at+jwt","alg":"RS256","kid":"`+rsaKey.id+`"}`)); err != nil {
+		t.Fatalf("a well-formed RS256 token: %v", err)
+	}
+	if _, err := ring.verify(ctx, signRSA(`{"typ":"at+jwt","alg":"RS256","kid":"`+esKid+`"}`)); err == nil {
+		t.Fatal("an RS256 token naming the ES256 key verified")
+	}
+	ec := &jwtSigner{priv: ring.current.priv}
+	if _, err := ring.verify(ctx, ec.sign(t, `{"typ":"at+jwt","alg":"ES256","kid":"`+esKid+`"}`, testPayload)); err != nil {
+		t.Fatalf("a well-formed ES256 token: %v", err)
+	}
+	if _, err := ring.verify(ctx, ec.sign(t, `{"typ":"at+jwt","alg":"ES256","kid":"`+rsaKey.id+`"}`, testPayload)); err == nil {
+		t.Fatal("an ES256 token naming the RS256 key verified")
+	}
+	// An RS256 signature cut or padded to another length is refused
+	// before RSA sees it.
+	good := signRSA(`{"alg":"RS256","kid":"` + rsaKey.id + `","typ":"at+jwt"}`)
+	for _, bad := range []string{good[:len(good)-4], good + "AAAA"} {
+		if _, err := ring.verify(ctx, bad); err == nil {
+			t.Fatal("a signature of the wrong length verified")
 		}
 	}
 }

@@ -15,6 +15,8 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
+
+	"github.com/caddy-dcr/caddy-dcr/storage"
 )
 
 // oidcServer is a test server reachable over HTTP at its issuer, so that a
@@ -260,7 +262,8 @@ func TestOpenIDConfiguration(t *testing.T) {
 		return slices.Contains(list, any(v))
 	}
 	if m["issuer"] != hs.URL || m["userinfo_endpoint"] != hs.URL+"/oauth/userinfo" || !has("scopes_supported", "openid") ||
-		!has("id_token_signing_alg_values_supported", "ES256") || !has("subject_types_supported", "public") ||
+		!has("id_token_signing_alg_values_supported", "RS256") || !has("id_token_signing_alg_values_supported", "ES256") ||
+		!has("subject_types_supported", "public") ||
 		!has("code_challenge_methods_supported", "S256") || !has("claims_supported", "email") || has("claims_supported", "groups") ||
 		!has("claims_supported", "nonce") {
 		t.Fatalf("document: %v", m)
@@ -373,5 +376,86 @@ func TestPromptNoneForUngrantedClientIsShownNotRedirected(t *testing.T) {
 				t.Fatalf("the page lacks the link with %s:\n%s", tc.code, body)
 			}
 		})
+	}
+}
+
+// ID tokens are signed with the client's id_token_signed_response_alg,
+// RS256 when it registered none (OpenID Connect Registration 1.0 §2): a
+// relying party that expects the default accepts them. go-oidc, limited to
+// the expected algorithm and given only the JWKS, verifies each one and
+// its at_hash; limited to the other algorithm, it refuses it.
+func TestIDTokenAlgorithmPerClient(t *testing.T) {
+	ts, hs := oidcServer(t, Config{})
+	ctx := oidc.ClientContext(t.Context(), hs.Client())
+	keys := oidc.NewRemoteKeySet(ctx, hs.URL+"/oauth/jwks")
+	for _, tc := range []struct {
+		name, extra, alg, other string
+	}{
+		{"none registered", "", "RS256", "ES256"},
+		{"RS256 registered", `,"id_token_signed_response_alg":"RS256"`, "RS256", "ES256"},
+		{"ES256 registered", `,"id_token_signed_response_alg":"ES256"`, "ES256", "RS256"},
+		{"empty string", `,"id_token_signed_response_alg":""`, "RS256", "ES256"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id, params := ts.publicClient(tc.extra)
+			params = with(params, "scope", "openid email")
+			_, q := redirectParams(t, ts.approve(ts.authorize("GET", params, "alice"), "alice", "approve"))
+			w, m := ts.exchange(id, q.Get("code"), testVerifier, "http://127.0.0.1:4000/cb")
+			assertOAuthJSON(t, w, m, 200, "")
+			raw := m["id_token"].(string)
+			if h := jwtHeader(t, raw); h["alg"] != tc.alg || h["typ"] != "JWT" {
+				t.Fatalf("header %v, want alg %s", h, tc.alg)
+			}
+			cfg := &oidc.Config{ClientID: id, SupportedSigningAlgs: []string{tc.alg}, Now: func() time.Time { return ts.clock }}
+			idt, err := oidc.NewVerifier(hs.URL, keys, cfg).Verify(ctx, raw)
+			if err != nil {
+				t.Fatalf("go-oidc refuses the %s ID token: %v", tc.alg, err)
+			}
+			if err := idt.VerifyAccessToken(m["access_token"].(string)); err != nil {
+				t.Fatalf("at_hash: %v", err)
+			}
+			cfg.SupportedSigningAlgs = []string{tc.other}
+			if _, err := oidc.NewVerifier(hs.URL, keys, cfg).Verify(ctx, raw); err == nil {
+				t.Fatalf("go-oidc limited to %s accepts the %s ID token", tc.other, tc.alg)
+			}
+		})
+	}
+}
+
+// Registration accepts exactly the algorithms ID tokens are signed with:
+// an RP that registers another would get tokens it refuses, and "none"
+// would be an unsigned token.
+func TestRegistrationRefusesUnsupportedIDTokenAlgs(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	for _, alg := range []string{`"HS256"`, `"none"`, `"PS256"`, `"rs256"`, `5`, `["RS256"]`} {
+		w, m := ts.do("POST", "/oauth/register", "", "application/json",
+			`{"redirect_uris":["https://app.example/cb"],"id_token_signed_response_alg":`+alg+`}`)
+		assertOAuthJSON(t, w, m, http.StatusBadRequest, "invalid_client_metadata")
+		if desc, _ := m["error_description"].(string); alg[0] == '"' && !strings.Contains(desc, "RS256, ES256") {
+			t.Errorf("%s: description %q does not name the algorithms", alg, desc)
+		}
+	}
+	for _, alg := range idTokenAlgs {
+		m := ts.register(`{"redirect_uris":["https://app.example/cb"],"id_token_signed_response_alg":"` + alg + `"}`)
+		if m["id_token_signed_response_alg"] != alg {
+			t.Fatalf("registered %s, echoed %v", alg, m["id_token_signed_response_alg"])
+		}
+	}
+}
+
+// A client registered before registration checked the member may hold an
+// algorithm this server cannot sign with: it gets the default, never an
+// unsigned token.
+func TestIDTokenAlgOfStoredClients(t *testing.T) {
+	for _, tc := range []struct{ stored, want string }{
+		{"", "RS256"}, {`"ES256"`, "ES256"}, {`"RS256"`, "RS256"}, {`"HS256"`, "RS256"}, {`"none"`, "RS256"}, {`7`, "RS256"},
+	} {
+		m := storage.Metadata{}
+		if tc.stored != "" {
+			m.Extra = map[string]json.RawMessage{memberIDTokenAlg: json.RawMessage(tc.stored)}
+		}
+		if got := idTokenAlg(&m); got != tc.want {
+			t.Errorf("stored %s: %s, want %s", tc.stored, got, tc.want)
+		}
 	}
 }

@@ -500,7 +500,7 @@ func TestUpdateDropsUnknownMetadata(t *testing.T) {
 	// An understood member is kept; a value it cannot honour is refused
 	// and changes nothing.
 	w, got = ts.do("PUT", uri, token, "application/json",
-		`{"client_id":"`+c.ID+`","redirect_uris":["https://app.example/cb"],"id_token_signed_response_alg":"RS256"}`)
+		`{"client_id":"`+c.ID+`","redirect_uris":["https://app.example/cb"],"id_token_signed_response_alg":"HS256"}`)
 	assertOAuthJSON(t, w, got, http.StatusBadRequest, "invalid_client_metadata")
 	if stored, _ := ts.store.Client(t.Context(), c.ID); stored.Metadata.ClientName != "App" {
 		t.Fatalf("refused update changed the client: %+v", stored.Metadata)
@@ -518,7 +518,7 @@ func TestUpdateDropsUnknownMetadata(t *testing.T) {
 func TestRegisterRefusesUnhonourableExtension(t *testing.T) {
 	ts := newTestServer(t, Config{})
 	for _, body := range []string{
-		`{"redirect_uris":["https://app.example/cb"],"id_token_signed_response_alg":"RS256"}`,
+		`{"redirect_uris":["https://app.example/cb"],"id_token_signed_response_alg":"HS256"}`,
 		`{"redirect_uris":["https://app.example/cb"],"subject_type":"pairwise"}`,
 	} {
 		w, m := ts.do("POST", "/oauth/register", "", "application/json", body)

@@ -349,7 +349,8 @@ func (s *Server) issueTokens(r *http.Request, c *storage.Client, t issued, refre
 	resp := &tokenResponse{AccessToken: at, TokenType: "Bearer", ExpiresIn: int64(ttl / time.Second), Scope: t.scope}
 	if t.person && hasScope(t.scope, scopeOpenID) {
 		resp.IDToken, err = s.idToken(r.Context(), idTokenRequest{issuer: claims.Issuer, subject: t.subject, clientID: c.ID,
-			scope: t.scope, nonce: t.nonce, authTime: t.authTime, accessToken: at, claims: t.claims, ttl: ttl})
+			scope: t.scope, nonce: t.nonce, authTime: t.authTime, accessToken: at, claims: t.claims, ttl: ttl,
+			alg: idTokenAlg(&c.Metadata)})
 		if err != nil {
 			return nil, err
 		}

@@ -38,8 +38,10 @@ const tokenCacheShards = 64
 // read lock and sets a counter on the entry.
 //
 // Nothing in it can give a token back. An entry is keyed by the SHA-256 of
-// the token's signature segment (86 characters, where hashing the whole
-// token, about 450, would be the gate's largest cost), and bound to the
+// the token's signature segment (86 characters for ES256, 342 for RS256,
+// where hashing the whole ES256 token, about 450, would be the gate's
+// largest cost; an RS256 signature, deterministic, still differs with the
+// signed text, which holds a fresh jti), and bound to the
 // whole token by a 64-bit maphash under a seed drawn at start: a string
 // that carries a known signature with another header or payload misses
 // the cache and goes to full verification, and without the seed no one

@@ -94,8 +94,8 @@ func scanTxn[T any](txn *bdb.Txn, prefix string) ([]*T, error) {
 	return out, nil
 }
 
-// AddSigningKey implements storage.Store: the check for a newer key and
-// the write are one transaction, so of several handlers (or processes
+// AddSigningKey implements storage.Store: the check for a newer key of
+// k's algorithm and the write are one transaction, so of several handlers (or processes
 // sharing the directory, which Badger's lock forbids anyway) racing to
 // rotate, one stores its key.
 func (s *Store) AddSigningKey(ctx context.Context, k *storage.SigningKey, newerThan int64) (bool, error) {
@@ -120,7 +120,7 @@ func (s *Store) AddSigningKey(ctx context.Context, k *storage.SigningKey, newerT
 			return err
 		}
 		for _, other := range keys {
-			if other.CreatedAt >= newerThan {
+			if other.Algorithm() == k.Algorithm() && other.CreatedAt >= newerThan {
 				return nil
 			}
 		}

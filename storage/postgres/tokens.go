@@ -16,13 +16,13 @@ import (
 func (s *Store) SigningKeys(ctx context.Context) ([]*storage.SigningKey, error) {
 	var keys []*storage.SigningKey
 	err := s.call(ctx, "reading signing keys", func(ctx context.Context) error {
-		rows, err := s.pool.Query(ctx, `SELECT id, private, created_at FROM dcr_signing_keys ORDER BY created_at, id`)
+		rows, err := s.pool.Query(ctx, `SELECT id, private, created_at, alg FROM dcr_signing_keys ORDER BY created_at, id`)
 		if err != nil {
 			return err
 		}
 		keys, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (*storage.SigningKey, error) {
 			var k storage.SigningKey
-			return &k, row.Scan(&k.ID, &k.Private, &k.CreatedAt)
+			return &k, row.Scan(&k.ID, &k.Private, &k.CreatedAt, &k.Alg)
 		})
 		return err
 	})
@@ -31,7 +31,8 @@ func (s *Store) SigningKeys(ctx context.Context) ([]*storage.SigningKey, error) 
 
 // AddSigningKey implements storage.Store. The table is locked against
 // other writers (not readers) for the check and the insert, so that of
-// several instances racing to rotate, one stores its key.
+// several instances racing to rotate an algorithm's key, one stores its
+// key.
 func (s *Store) AddSigningKey(ctx context.Context, k *storage.SigningKey, newerThan int64) (bool, error) {
 	var added bool
 	err := s.tx(ctx, "adding signing key", func(ctx context.Context, tx pgx.Tx) error {
@@ -40,13 +41,15 @@ func (s *Store) AddSigningKey(ctx context.Context, k *storage.SigningKey, newerT
 			return err
 		}
 		var newer bool
-		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM dcr_signing_keys WHERE created_at >= $1)`, newerThan).Scan(&newer); err != nil {
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM dcr_signing_keys WHERE alg = $1 AND created_at >= $2)`,
+			k.Algorithm(), newerThan).Scan(&newer); err != nil {
 			return err
 		}
 		if newer {
 			return nil
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO dcr_signing_keys (id, private, created_at) VALUES ($1, $2, $3)`, k.ID, k.Private, k.CreatedAt); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO dcr_signing_keys (id, private, created_at, alg) VALUES ($1, $2, $3, $4)`,
+			k.ID, k.Private, k.CreatedAt, k.Algorithm()); err != nil {
 			return err
 		}
 		added = true

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -34,6 +35,7 @@ func Run(t *testing.T, open Open) {
 		{"InitialAccessTokenUsesAreCounted", testInitialAccessTokenRace},
 		{"ClientsPaging", testClientsPaging},
 		{"SigningKeysOneRotationWins", testSigningKeys},
+		{"SigningKeysPerAlgorithm", testSigningKeysPerAlgorithm},
 		{"ServerSecretIsStable", testServerSecret},
 		{"RefreshRotation", testRefreshRotation},
 		{"ConcurrentRotationHasOneWinner", testConcurrentRotation},
@@ -219,6 +221,74 @@ func testSigningKeys(t *testing.T, s storage.Store) {
 	must(t, s.DeleteSigningKey(ctx, "k1"))
 	if keys, _ := s.SigningKeys(ctx); len(keys) != 1 {
 		t.Fatalf("after delete: %+v", keys)
+	}
+}
+
+// Each algorithm's keys rotate on their own: a newer key of another
+// algorithm does not stop an instance from storing the first key of its
+// own, nor a successor, and racing instances still store one per
+// algorithm. A key with no Alg is an ES256 key.
+func testSigningKeysPerAlgorithm(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	add := func(k *storage.SigningKey, newerThan int64) bool {
+		t.Helper()
+		added, err := s.AddSigningKey(ctx, k, newerThan)
+		must(t, err)
+		return added
+	}
+	if !add(&storage.SigningKey{ID: "es1", Private: []byte{1}, CreatedAt: 100}, 0) {
+		t.Fatal("first ES256 key not stored")
+	}
+	// The first RS256 key, made long after the ES256 key.
+	var wins atomic.Int32
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			ok, err := s.AddSigningKey(ctx, &storage.SigningKey{ID: fmt.Sprint("rs1-", i), Private: []byte{2}, CreatedAt: 300, Alg: "RS256"}, 0)
+			if err != nil {
+				t.Error(err)
+			}
+			if ok {
+				wins.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if wins.Load() != 1 {
+		t.Fatalf("%d first RS256 keys stored, want 1", wins.Load())
+	}
+	// An ES256 rotation older than the RS256 key is still due: the RS256
+	// key is not a newer ES256 key.
+	if !add(&storage.SigningKey{ID: "es2", Private: []byte{3}, CreatedAt: 200, Alg: "ES256"}, 101) {
+		t.Fatal("ES256 rotation refused because of an RS256 key")
+	}
+	// A second ES256 rotation from the same view loses to es2.
+	if add(&storage.SigningKey{ID: "es3", Private: []byte{4}, CreatedAt: 200}, 101) {
+		t.Fatal("two ES256 successors stored")
+	}
+	// An RS256 rotation is not blocked by the newer ES256 key...
+	if !add(&storage.SigningKey{ID: "rs2", Private: []byte{5}, CreatedAt: 350, Alg: "RS256"}, 301) {
+		t.Fatal("RS256 rotation refused")
+	}
+	// ...and is once its own algorithm has one.
+	if add(&storage.SigningKey{ID: "rs3", Private: []byte{6}, CreatedAt: 400, Alg: "RS256"}, 301) {
+		t.Fatal("two RS256 successors stored")
+	}
+	keys, err := s.SigningKeys(ctx)
+	must(t, err)
+	var got []string
+	for _, k := range keys {
+		got = append(got, k.ID+"/"+k.Algorithm())
+		want := "ES256"
+		if strings.HasPrefix(k.ID, "rs") {
+			want = "RS256"
+		}
+		if k.Algorithm() != want {
+			t.Errorf("key %s came back as %s (Alg %q), want %s", k.ID, k.Algorithm(), k.Alg, want)
+		}
+	}
+	if len(keys) != 4 || keys[0].ID != "es1" || keys[1].ID != "es2" || !strings.HasPrefix(keys[2].ID, "rs1-") || keys[3].ID != "rs2" {
+		t.Fatalf("keys %v, want es1, es2, rs1-*, rs2, oldest first", got)
 	}
 }
 
