@@ -865,17 +865,7 @@ func verifyJWT(token, h, p, sig string, pub *ecdsa.PublicKey) (*accessClaims, er
 	if !ecdsa.VerifyASN1(pub, digest[:], derSignature(der[:0], &raw)) {
 		return nil, errBadToken
 	}
-	payload, err := jwtEncoding.DecodeString(p)
-	if err != nil || checkIJSON(payload) != nil {
-		return nil, errBadToken
-	}
-	var c accessClaims
-	if !decodeOwnClaims(payload, &c) {
-		if err := json.Unmarshal(payload, &c); err != nil {
-			return nil, errBadToken
-		}
-	}
-	return &c, nil
+	return decodePayload(p)
 }
 
 // verifyRSAJWT is verifyJWT for RS256: the signature is RSASSA-PKCS1-v1_5
@@ -893,6 +883,11 @@ func verifyRSAJWT(token, h, p, sig string, pub *rsa.PublicKey) (*accessClaims, e
 	if rsa.VerifyPKCS1v15(pub, crypto.SHA256, digest[:], raw) != nil {
 		return nil, errBadToken
 	}
+	return decodePayload(p)
+}
+
+// decodePayload decodes the claims of a token whose signature checked.
+func decodePayload(p string) (*accessClaims, error) {
 	payload, err := jwtEncoding.DecodeString(p)
 	if err != nil || checkIJSON(payload) != nil {
 		return nil, errBadToken
