@@ -64,7 +64,9 @@ func BenchmarkClientByRegistrationToken(b *testing.B) {
 // BenchmarkReapBacklog measures reaping a backlog of never-used clients
 // (what a registration flood leaves once unused_client_ttl passes), per
 // client reaped, in batches as the reaper does, each resuming where the
-// last ended: the cost per client does not grow with the backlog.
+// last ended: the cost per client does not grow with the backlog (60 µs
+// at 5,000 and 54-57 µs at 20,000 here; 54 and 81 µs when each batch read
+// every client), most of it the client's own deletion.
 func BenchmarkReapBacklog(b *testing.B) {
 	for _, n := range []int{5000, 20000} {
 		b.Run(fmt.Sprint(n), func(b *testing.B) {
