@@ -406,9 +406,8 @@ func (h *Handler) validate() error {
 		}
 	}
 	if h.Resource != "" {
-		u, err := url.Parse(h.Resource)
-		if err != nil || !u.IsAbs() || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") || strings.Contains(h.Resource, "#") {
-			return fmt.Errorf("resource %q must be an absolute http(s) URL with no fragment", h.Resource)
+		if err := handlers.CheckResource(h.Resource); err != nil {
+			return err
 		}
 	}
 	if h.MaxBodySize < 0 {

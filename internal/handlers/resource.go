@@ -28,7 +28,7 @@ func (s *Server) resourceFrom(r *http.Request, values []string) (string, *Error)
 		return "", ErrInvalidTarget.WithDescription("ask for one resource per token")
 	}
 	res := values[0]
-	if err := checkResource(res); err != nil {
+	if err := CheckResource(res); err != nil {
 		return "", ErrInvalidTarget.WithDescription(err.Error())
 	}
 	if !atOrBelow(res, s.resource(r)) && !atOrBelow(res, s.baseURL(r)) {
@@ -45,11 +45,11 @@ func (s *Server) resource(r *http.Request) string {
 	return s.baseURL(r)
 }
 
-// checkResource requires an absolute http(s) URI with no fragment (RFC
+// CheckResource requires an absolute http(s) URI with no fragment (RFC
 // 8707 §2), and, of what RFC 8707 says it SHOULD NOT have, no query, and a
 // path in canonical form: the gate compares paths as written, and would
 // take a token for neither (see pathAtOrBelow).
-func checkResource(res string) error {
+func CheckResource(res string) error {
 	u, err := url.Parse(res)
 	if err != nil || !u.IsAbs() || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
 		return fmt.Errorf("resource %q is not an absolute http(s) URI", res)
