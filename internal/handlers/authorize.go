@@ -272,6 +272,19 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		s.answerUnasked(w, r, req, user, ErrLoginRequired.WithDescription("nobody is signed in, or not recently enough"))
 		return
 	}
+	if hint := req.oidc.idTokenHint; hint != "" {
+		// OpenID Connect Core 1.0 §3.1.2.1: the person signed in must
+		// be the one the hint names, else login_required.
+		sub, err := s.hintedSubject(r.Context(), r, hint)
+		if err != nil {
+			s.answerUnasked(w, r, req, user, ErrInvalidRequest.WithDescription("id_token_hint is not an ID token this server issued"))
+			return
+		}
+		if user != "" && sub != user {
+			s.answerUnasked(w, r, req, user, ErrLoginRequired.WithDescription("the person signed in is not the one id_token_hint names"))
+			return
+		}
+	}
 	if user == "" || (!consentForm && (stale || req.oidc.prompts(promptLogin))) {
 		if s.startLogin(w, r, req) {
 			return

@@ -765,6 +765,22 @@ func (k *keyRing) rsaPublicKey(ctx context.Context, kid string) *rsa.PublicKey {
 	return &key.priv.PublicKey
 }
 
+// verificationKeys returns the public half of every key in the ring, of
+// both algorithms, for checking an ID token this server signed
+// (id_token_hint).
+func (k *keyRing) verificationKeys() []crypto.PublicKey {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	keys := make([]crypto.PublicKey, 0, len(k.public)+len(k.rsaKeys))
+	for _, pub := range k.public {
+		keys = append(keys, pub)
+	}
+	for _, rk := range k.rsaKeys {
+		keys = append(keys, &rk.priv.PublicKey)
+	}
+	return keys
+}
+
 func (k *keyRing) jwksJSON() []byte {
 	k.mu.RLock()
 	defer k.mu.RUnlock()

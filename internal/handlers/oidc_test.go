@@ -459,3 +459,42 @@ func TestIDTokenAlgOfStoredClients(t *testing.T) {
 		}
 	}
 }
+
+// id_token_hint (OpenID Connect Core 1.0 §3.1.2.1): an ID token this
+// server issued names who should be signed in. The same person gets a
+// code, expired hint or not; another person gets login_required; a hint
+// this server did not issue, or an access token, is invalid_request.
+func TestIDTokenHint(t *testing.T) {
+	ts, _ := oidcServer(t, Config{})
+	id, params := ts.publicClient("")
+	ts.srv.cfg.TrustedClients = []string{id}
+	params = with(params, "scope", "openid")
+	_, q := redirectParams(t, ts.authorize("GET", params, "alice"))
+	_, m := ts.exchange(id, q.Get("code"), testVerifier, "http://127.0.0.1:4000/cb")
+	hint, access := m["id_token"].(string), m["access_token"].(string)
+
+	ts.clock = ts.clock.Add(48 * time.Hour) // the hint has expired: still a hint
+	_, q = redirectParams(t, ts.authorize("GET", with(params, "prompt", "none", "id_token_hint", hint), "alice"))
+	if q.Get("code") == "" {
+		t.Fatalf("alice with her own hint: %v", q)
+	}
+	_, q = redirectParams(t, ts.authorize("GET", with(params, "prompt", "none", "id_token_hint", hint), "bob"))
+	if q.Get("error") != "login_required" || q.Get("code") != "" {
+		t.Fatalf("bob with alice's hint: %v", q)
+	}
+	other, _ := oidcServer(t, Config{}) // its own keys
+	oid, oparams := other.publicClient("")
+	other.srv.cfg.TrustedClients = []string{oid}
+	_, oq := redirectParams(t, other.authorize("GET", with(oparams, "scope", "openid"), "alice"))
+	_, om := other.exchange(oid, oq.Get("code"), testVerifier, "http://127.0.0.1:4000/cb")
+	tampered := hint[:len(hint)-4] + "AAAA"
+	for name, bad := range map[string]string{
+		"another server's ID token": om["id_token"].(string), "an access token": access,
+		"a tampered ID token": tampered, "not a JWT": "hello",
+	} {
+		_, q = redirectParams(t, ts.authorize("GET", with(params, "id_token_hint", bad), "alice"))
+		if q.Get("error") != "invalid_request" || q.Get("code") != "" {
+			t.Errorf("%s as the hint: %v", name, q)
+		}
+	}
+}
