@@ -47,6 +47,26 @@ var extensionMembers = map[string][]string{
 	"subject_type": {"public"},
 }
 
+// honouredExtensions is the part of stored extension members that
+// registration would accept today (extensionMembers). A client registered
+// before registration dropped the others, or checked their values, keeps
+// them in the store; its client information shows only what is honoured,
+// so that reading it and sending it back as an update (RFC 7592) works.
+func honouredExtensions(extra map[string]json.RawMessage) map[string]json.RawMessage {
+	var out map[string]json.RawMessage
+	for name, raw := range extra {
+		var v string
+		if json.Unmarshal(raw, &v) != nil || !slices.Contains(extensionMembers[name], v) {
+			continue
+		}
+		if out == nil {
+			out = make(map[string]json.RawMessage)
+		}
+		out[name] = raw
+	}
+	return out
+}
+
 // metadataRequest is a parsed registration or update request body.
 type metadataRequest struct {
 	meta storage.Metadata

@@ -127,6 +127,12 @@ func (s *Server) serveResourceMetadata(w http.ResponseWriter, r *http.Request) {
 	suffix := strings.TrimPrefix(r.URL.EscapedPath(), wellKnownResource)
 	res := s.resource(r)
 	if suffix != "" && suffix != "/" {
+		if !canonicalPath(suffix) {
+			// No token is issued for such a resource (CheckResource).
+			writeJSON(w, http.StatusNotFound, ErrInvalidRequest.WithStatus(http.StatusNotFound).WithDescription(
+				"no resource has this path"))
+			return
+		}
 		res = s.resourceOrigin(r) + suffix
 	}
 	scopes := s.policy.scopes // the operator's: openid is no scope of a resource
@@ -148,7 +154,7 @@ func (s *Server) resourceMetadataURL(r *http.Request) string {
 	if s.cfg.Resource != "" {
 		return wellKnownURL(s.cfg.Resource)
 	}
-	p := r.URL.EscapedPath()
+	p := requestPath(r)
 	if p == "/" {
 		p = ""
 	}

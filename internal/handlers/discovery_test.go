@@ -79,6 +79,12 @@ func TestResourceMetadataOnTheGatesHost(t *testing.T) {
 			t.Errorf("%s: %d %v, want resource %s", target, w.Code, m, want)
 		}
 	}
+	// A document for a path no token can be issued for does not exist.
+	for _, p := range []string{"/.well-known/oauth-protected-resource/server-a/../../x", "/.well-known/oauth-protected-resource/a/..;/b"} {
+		if w, _ := ts.do("GET", "https://api.example.com"+p, "", "", ""); w.Code != http.StatusNotFound {
+			t.Errorf("%s: %d", p, w.Code)
+		}
+	}
 	// With an issuer and no resource, a proxy's Host (nginx sends its
 	// upstream's by default) does not leak into the challenge or the
 	// document: the issuer's origin is the one the token endpoint takes.

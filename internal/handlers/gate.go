@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -242,7 +243,7 @@ func (s *Server) audienceAccepted(aud audience, r *http.Request) bool {
 			}
 			continue
 		}
-		if rest, ok := s.cutOrigin(r, a); ok && pathAtOrBelow(r.URL.EscapedPath(), rest) {
+		if rest, ok := s.cutOrigin(r, a); ok && (strings.TrimSuffix(rest, "/") == "" || pathAtOrBelow(requestPath(r), rest)) {
 			return true
 		}
 	}
@@ -268,31 +269,55 @@ func pathAtOrBelow(p, base string) bool {
 	return ok && (rest == "" || rest[0] == '/')
 }
 
-// canonicalPath reports whether the escaped path p has no empty, "." or
-// ".." segment (percent-encoded dots included) and no encoded slash or
-// backslash, which some upstreams decode into separators: its segments
-// are then what every later reader of the path sees.
+// requestPath is the path the client sent (escaped), before any rewrite
+// on the route (handle_path, uri strip_prefix): the resource the client
+// asked about, which the gate's audience check and challenge go by. Two
+// MCP servers mounted under /server-a and /server-b both see /mcp.
+func requestPath(r *http.Request) string {
+	if or, ok := r.Context().Value(caddyhttp.OriginalRequestCtxKey).(http.Request); ok && or.URL != nil {
+		return or.URL.EscapedPath()
+	}
+	return r.URL.EscapedPath()
+}
+
+// canonicalPath reports whether every segment of the escaped path p is
+// one that no reader of the path resolves to another place: not empty
+// (but a trailing one), not made of dots once percent-decoded, cut at a
+// ";" (path parameters, which Tomcat, Jetty and Spring drop before they
+// resolve "..") and trimmed of trailing dots, spaces and tabs (which
+// Windows drops), and with no encoded slash, backslash, NUL or percent
+// (double encoding) and no Unicode look-alike of a dot.
 func canonicalPath(p string) bool {
-	if p == "" || p[0] != '/' || strings.IndexByte(p, '\\') >= 0 {
+	if p == "" || p[0] != '/' || strings.Contains(p, "//") {
 		return false
 	}
 	for seg := range strings.SplitSeq(p[1:], "/") {
-		switch {
-		case seg == "":
-			// Only the trailing one, of "/a/".
-		case seg == "." || seg == "..":
-			return false
-		case strings.IndexByte(seg, '%') >= 0:
+		if seg == "" {
+			continue // only the trailing one, of "/a/": "//" is refused above
+		}
+		if strings.ContainsAny(seg, "%;\\") {
 			lower := strings.ToLower(seg)
-			if strings.Contains(lower, "%2f") || strings.Contains(lower, "%5c") {
+			for _, bad := range []string{"%2f", "%5c", "%00", "%25", "\\"} {
+				if strings.Contains(lower, bad) {
+					return false
+				}
+			}
+			decoded, err := url.PathUnescape(seg)
+			if err != nil {
 				return false
 			}
-			if d := strings.ReplaceAll(lower, "%2e", "."); d == "." || d == ".." {
-				return false
+			seg, _, _ = strings.Cut(decoded, ";")
+			for _, dot := range []string{"\uff0e", "\u2024", "\u2025", "\ufe52"} {
+				if strings.Contains(seg, dot) {
+					return false
+				}
 			}
 		}
+		if strings.TrimRight(seg, ". \t") == "" {
+			return false
+		}
 	}
-	return !strings.Contains(p, "//")
+	return true
 }
 
 // isIssuer reports whether iss is this server's issuer for r (see issuer),

@@ -291,6 +291,8 @@ func TestGateAudienceWithoutResource(t *testing.T) {
 		{serverA, "/server-a/%2E./server-b/x", false}, {serverA, "/server-a/..%2Fserver-b", false},
 		{serverA, "/server-a//../server-b", false}, {serverA, "/server-a/./../server-b/x", false},
 		{serverA, "/server-a/.%2e/server-b", false}, {serverA, "/server-a/..%5Cserver-b", false},
+		{serverA, "/server-a/..;/server-b", false}, {serverA, "/server-a/..%3b/server-b", false},
+		{serverA, "/server-a/..%20/server-b", false}, {serverA, "/server-a/%252e%252e/server-b", false},
 		// The token for the origin is not bound to a path.
 		{whole, "/server-a/../server-b", true},
 	} {
@@ -309,7 +311,13 @@ func TestGateAudienceWithoutResource(t *testing.T) {
 		{"/a", "", true}, {"/a", "/", true}, {"/a/b", "/a", true}, {"/a", "/a/", true},
 		{"/ab", "/a", false}, {"/a", "/a?x", false}, {"/b", "/a", false}, {"/a", "a", false},
 		{"/a/..", "/a", false}, {"/a//b", "/a", false}, {"/a/.", "/a", false}, {"/a/%2E%2E", "/a", false},
-		{"/a/%2e", "/a", false}, {"/a/b%2Fc", "/a", false}, {"/a/%41", "/a", true}, {"/a/...", "/a", true},
+		{"/a/%2e", "/a", false}, {"/a/b%2Fc", "/a", false}, {"/a/%41", "/a", true}, {"/a/v1.0", "/a", true}, {"/a/b;v=1", "/a", true},
+		// Dots that some reader of the path resolves as ".." (Tomcat's
+		// "..;", Windows' trailing dots and spaces), double encoding,
+		// look-alikes of a dot.
+		{"/a/...", "/a", false}, {"/a/..;", "/a", false}, {"/a/..%3b", "/a", false}, {"/a/%2e%2e;x", "/a", false},
+		{"/a/..;jsessionid=x", "/a", false}, {"/a/..%00", "/a", false}, {"/a/..%20", "/a", false}, {"/a/..%09", "/a", false},
+		{"/a/....", "/a", false}, {"/a/%252e%252e", "/a", false}, {"/a/%ef%bc%8e%ef%bc%8e", "/a", false}, {"/a/;x", "/a", false},
 	} {
 		if got := pathAtOrBelow(tc.p, tc.base); got != tc.want {
 			t.Errorf("pathAtOrBelow(%q, %q) = %v", tc.p, tc.base, got)
@@ -437,5 +445,46 @@ func TestRS256AccessTokens(t *testing.T) {
 	}
 	if h := jwtHeader(t, es.clientCredentialsToken(id, secret, "")); h["alg"] != "ES256" {
 		t.Fatalf("the ES256 handler signs %v", h)
+	}
+}
+
+// Behind handle_path or uri strip_prefix the gate sees /mcp for both
+// /server-a/mcp and /server-b/mcp: it goes by the path the client sent,
+// so a token for /server-a passes only there, and the challenge names
+// the resource the client asked about.
+func TestGateAudienceBehindStripPrefix(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	id, secret := ts.machineClient("")
+	token := func(res string) string {
+		w, m := ts.form("/oauth/token", id, secret, url.Values{"grant_type": {"client_credentials"}, "resource": {res}})
+		assertOAuthJSON(t, w, m, http.StatusOK, "")
+		return m["access_token"].(string)
+	}
+	serverA, mcp := token("http://example.com/server-a"), token("http://example.com/mcp")
+	stripped := func(path, bearer string) (int, string) {
+		r := httptest.NewRequest("GET", path, nil)
+		if bearer != "" {
+			r.Header.Set("Authorization", "Bearer "+bearer)
+		}
+		r = caddyhttp.PrepareRequest(r, caddy.NewReplacer(), nil, nil)
+		r.URL.Path = strings.TrimPrefix(path, path[:strings.IndexByte(path[1:], '/')+1]) // as handle_path strips
+		w := httptest.NewRecorder()
+		err := ts.srv.ServeHTTP(w, r, ts.next())
+		var he caddyhttp.HandlerError
+		if errors.As(err, &he) {
+			return he.StatusCode, w.Header().Get("WWW-Authenticate")
+		}
+		return w.Code, w.Header().Get("WWW-Authenticate")
+	}
+	if status, _ := stripped("/server-a/mcp", serverA); status != http.StatusTeapot {
+		t.Errorf("token for /server-a at /server-a/mcp: %d", status)
+	}
+	for _, tc := range []struct{ path, token string }{{"/server-b/mcp", serverA}, {"/server-a/mcp", mcp}, {"/server-b/mcp", mcp}} {
+		if status, _ := stripped(tc.path, tc.token); status != http.StatusUnauthorized {
+			t.Errorf("%s with a token for another path: %d", tc.path, status)
+		}
+	}
+	if _, chal := stripped("/server-b/mcp", ""); !strings.Contains(chal, `resource_metadata="http://example.com/.well-known/oauth-protected-resource/server-b/mcp"`) {
+		t.Errorf("challenge behind strip_prefix: %q", chal)
 	}
 }

@@ -42,7 +42,9 @@ func (s *Server) clientInformation(r *http.Request, c *storage.Client, secret, t
 	if err != nil {
 		return nil, err
 	}
-	b, err := json.Marshal(c.Metadata)
+	m := c.Metadata
+	m.Extra = honouredExtensions(m.Extra)
+	b, err := json.Marshal(m)
 	if err != nil {
 		return nil, err
 	}

@@ -468,15 +468,23 @@ func TestUpdateDropsUnknownMetadata(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.ID = "old-" + id
-	c.Metadata.Extra = map[string]json.RawMessage{"dpop_bound_access_tokens": json.RawMessage(`true`), "x_tier": json.RawMessage(`"gold"`)}
+	c.Metadata.Extra = map[string]json.RawMessage{"dpop_bound_access_tokens": json.RawMessage(`true`), "x_tier": json.RawMessage(`"gold"`),
+		"id_token_signed_response_alg": json.RawMessage(`"none"`), "subject_type": json.RawMessage(`"public"`)}
 	if err := ts.store.CreateClient(t.Context(), c); err != nil {
 		t.Fatal(err)
 	}
 	uri := "/oauth/register/" + c.ID
+	// Read, it shows only what is honoured: neither the unknown members
+	// nor an algorithm its ID tokens are not signed with.
 	w, got := ts.do("GET", uri, token, "", "")
 	assertOAuthJSON(t, w, got, http.StatusOK, "")
-	if got["dpop_bound_access_tokens"] != true || got["x_tier"] != "gold" {
-		t.Fatalf("a client from before lost its members on read: %v", got)
+	for _, name := range []string{"dpop_bound_access_tokens", "x_tier", "id_token_signed_response_alg"} {
+		if _, ok := got[name]; ok {
+			t.Errorf("read shows %s: %v", name, got)
+		}
+	}
+	if got["subject_type"] != "public" {
+		t.Errorf("read lost subject_type: %v", got)
 	}
 
 	// The client sends back what it read, as RFC 7592 §2.2 expects.
@@ -493,8 +501,8 @@ func TestUpdateDropsUnknownMetadata(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(stored.Metadata.Extra) != 0 {
-		t.Fatalf("update stored %v", stored.Metadata.Extra)
+	if len(stored.Metadata.Extra) != 1 || string(stored.Metadata.Extra["subject_type"]) != `"public"` {
+		t.Fatalf("update stored %v; want only subject_type, which the client sent back", stored.Metadata.Extra)
 	}
 
 	// An understood member is kept; a value it cannot honour is refused

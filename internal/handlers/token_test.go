@@ -141,6 +141,7 @@ func TestClientCredentialsGrant(t *testing.T) {
 		{"resource with fragment", id, secret, url.Values{"grant_type": {"client_credentials"}, "resource": {"http://example.com/a#b"}}, 400, "invalid_target", false},
 		{"resource with a query", id, secret, url.Values{"grant_type": {"client_credentials"}, "resource": {"http://example.com/a?x=1"}}, 400, "invalid_target", false},
 		{"resource with dot segments", id, secret, url.Values{"grant_type": {"client_credentials"}, "resource": {"http://example.com/a/../b"}}, 400, "invalid_target", false},
+		{"resource with a path parameter on dots", id, secret, url.Values{"grant_type": {"client_credentials"}, "resource": {"http://example.com/a/..;/b"}}, 400, "invalid_target", false},
 		{"resource with an empty segment", id, secret, url.Values{"grant_type": {"client_credentials"}, "resource": {"http://example.com/a//b"}}, 400, "invalid_target", false},
 	}
 	for _, tc := range refusals {
