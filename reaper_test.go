@@ -39,9 +39,10 @@ func TestReaperTTLsOfSeveralHandlers(t *testing.T) {
 	}
 }
 
-// A reaper pass removes the clients that went unused or idle too long,
-// in batches, and keeps the rest.
-func TestReaperRemovesUnusedAndIdleClients(t *testing.T) {
+// memStore is an in-memory Badger store under the view the module puts
+// above every backend, closed when the test ends.
+func memStore(t *testing.T) *storage.Cached {
+	t.Helper()
 	db, err := badger.Open("", badger.Options{InMemory: true})
 	if err != nil {
 		t.Fatal(err)
@@ -50,7 +51,14 @@ func TestReaperRemovesUnusedAndIdleClients(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer store.Close()
+	t.Cleanup(func() { _ = store.Close() })
+	return store
+}
+
+// A reaper pass removes the clients that went unused or idle too long,
+// in batches, and keeps the rest.
+func TestReaperRemovesUnusedAndIdleClients(t *testing.T) {
+	store := memStore(t)
 	now := time.Now()
 	add := func(id string, issued, lastUsed time.Time, origin string) {
 		t.Helper()
@@ -125,15 +133,7 @@ func TestReaperRemovesUnusedAndIdleClients(t *testing.T) {
 // Handlers on one store share one reaper, which stops when the last lets
 // go.
 func TestReaperIsSharedPerStore(t *testing.T) {
-	db, err := badger.Open("", badger.Options{InMemory: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := storage.NewCached(t.Context(), db, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	store := memStore(t)
 	a, b := new(Handler), new(Handler)
 	ra, keyA, err := joinReaper(store, a, reapTTLs{unused: time.Hour}, zap.NewNop())
 	if err != nil {
