@@ -343,10 +343,8 @@ func (k *keyRing) load(ctx context.Context, rotate, makeRSA bool) error {
 		set.Keys = append(set.Keys, jwk{Kty: "EC", Crv: "P-256", Kid: sk.ID, Use: "sig", Alg: jwtAlg,
 			X: base64.RawURLEncoding.EncodeToString(point[1:33]),
 			Y: base64.RawURLEncoding.EncodeToString(point[33:65])})
-		header, _ := json.Marshal(map[string]string{"alg": jwtAlg, "kid": sk.ID, "typ": jwtTyp})
-		idHeader, _ := json.Marshal(map[string]string{"alg": jwtAlg, "kid": sk.ID, "typ": "JWT"})
-		current = &signingKey{id: sk.ID, priv: priv, header: base64.RawURLEncoding.EncodeToString(header),
-			idHeader: base64.RawURLEncoding.EncodeToString(idHeader)}
+		header, idHeader := joseHeaders(jwtAlg, sk.ID)
+		current = &signingKey{id: sk.ID, priv: priv, header: header, idHeader: idHeader}
 		// Only access token headers: an ID token is no access token.
 		headers[current.header] = &priv.PublicKey
 	}
@@ -393,10 +391,19 @@ func parseRSAKey(sk *storage.SigningKey) (*rsaSigningKey, error) {
 	if !ok {
 		return nil, fmt.Errorf("signing key %s: an RS256 key holds a %T", sk.ID, parsed)
 	}
-	header, _ := json.Marshal(map[string]string{"alg": algRS256, "kid": sk.ID, "typ": jwtTyp})
-	idHeader, _ := json.Marshal(map[string]string{"alg": algRS256, "kid": sk.ID, "typ": "JWT"})
-	return &rsaSigningKey{id: sk.ID, priv: priv, header: base64.RawURLEncoding.EncodeToString(header),
-		idHeader: base64.RawURLEncoding.EncodeToString(idHeader)}, nil
+	header, idHeader := joseHeaders(algRS256, sk.ID)
+	return &rsaSigningKey{id: sk.ID, priv: priv, header: header, idHeader: idHeader}, nil
+}
+
+// joseHeaders are the encoded headers a key signs with: access tokens'
+// (typ at+jwt) and ID tokens' (typ JWT), so that an ID token is never
+// accepted as an access token.
+func joseHeaders(alg, kid string) (access, id string) {
+	enc := func(typ string) string {
+		b, _ := json.Marshal(map[string]string{"alg": alg, "kid": kid, "typ": typ})
+		return base64.RawURLEncoding.EncodeToString(b)
+	}
+	return enc(jwtTyp), enc("JWT")
 }
 
 // rotate takes the keys of one algorithm, oldest first, deletes those no
