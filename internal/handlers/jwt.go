@@ -733,43 +733,43 @@ func (k *keyRing) verify(ctx context.Context, token string) (*accessClaims, erro
 		func(kid string) *rsa.PublicKey { return k.rsaPublicKey(ctx, kid) })
 }
 
-// publicKey returns the verification key with the given id. An unknown id
-// may be a key another handler on the same database just made, so the
-// ring is reloaded, at most once a second.
+// publicKey returns the ES256 verification key with the given id.
 func (k *keyRing) publicKey(ctx context.Context, kid string) *ecdsa.PublicKey {
+	return lookUpKey(ctx, k, func() (*ecdsa.PublicKey, bool) {
+		pub, ok := k.public[kid]
+		return pub, ok
+	})
+}
+
+// rsaPublicKey returns the RS256 verification key with the given id.
+func (k *keyRing) rsaPublicKey(ctx context.Context, kid string) *rsa.PublicKey {
+	return lookUpKey(ctx, k, func() (*rsa.PublicKey, bool) {
+		if key, ok := k.rsaKeys[kid]; ok {
+			return &key.priv.PublicKey, true
+		}
+		return nil, false
+	})
+}
+
+// lookUpKey asks get, under the ring's read lock, for a key. An unknown
+// id may be a key another handler on the same database just made, so the
+// ring is reloaded, at most once a second, and get asked again.
+func lookUpKey[P any](ctx context.Context, k *keyRing, get func() (P, bool)) P {
 	k.mu.RLock()
-	pub, ok := k.public[kid]
+	pub, ok := get()
 	stale := k.now().Sub(k.lastReload) > time.Second
 	k.mu.RUnlock()
 	if ok || !stale {
 		return pub
 	}
 	if err := k.reload(ctx, false); err != nil {
-		return nil
+		var none P
+		return none
 	}
 	k.mu.RLock()
 	defer k.mu.RUnlock()
-	return k.public[kid]
-}
-
-// rsaPublicKey is publicKey for RS256 keys.
-func (k *keyRing) rsaPublicKey(ctx context.Context, kid string) *rsa.PublicKey {
-	k.mu.RLock()
-	key, ok := k.rsaKeys[kid]
-	stale := k.now().Sub(k.lastReload) > time.Second
-	k.mu.RUnlock()
-	if !ok && stale {
-		if err := k.reload(ctx, false); err != nil {
-			return nil
-		}
-		k.mu.RLock()
-		key = k.rsaKeys[kid]
-		k.mu.RUnlock()
-	}
-	if key == nil {
-		return nil
-	}
-	return &key.priv.PublicKey
+	pub, _ = get()
+	return pub
 }
 
 // verificationKeys returns the public half of every key in the ring, of
