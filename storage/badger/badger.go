@@ -512,7 +512,7 @@ func (s *Store) purgeClient(ctx context.Context, id string) {
 	}
 }
 
-// countClients counts the client records, reading keys only.
+// countKeys counts the keys under prefix, reading keys only.
 func (s *Store) countKeys(prefix string) (int64, error) {
 	var n int64
 	err := s.db.View(func(txn *bdb.Txn) error {

@@ -136,17 +136,16 @@ func (s *Store) indexClientsByIssued(clients int64) error {
 	wb := s.db.NewWriteBatch()
 	defer wb.Cancel()
 	err = s.db.View(func(txn *bdb.Txn) error {
-		opts := bdb.DefaultIteratorOptions
-		opts.Prefix, opts.PrefetchValues = []byte(prefixClientIssued), false
-		it := txn.NewIterator(opts)
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			key := it.Item().KeyCopy(nil)
-			if want[string(key)] {
-				delete(want, string(key))
+		keys, err := keysUnder(txn, prefixClientIssued, math.MaxInt)
+		if err != nil {
+			return err
+		}
+		for _, key := range keys {
+			if want[key] {
+				delete(want, key)
 				continue
 			}
-			if err := wb.Delete(key); err != nil {
+			if err := wb.Delete([]byte(key)); err != nil {
 				return err
 			}
 		}
