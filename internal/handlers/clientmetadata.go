@@ -55,8 +55,7 @@ var extensionMembers = map[string][]string{
 func honouredExtensions(extra map[string]json.RawMessage) map[string]json.RawMessage {
 	var out map[string]json.RawMessage
 	for name, raw := range extra {
-		var v string
-		if json.Unmarshal(raw, &v) != nil || !slices.Contains(extensionMembers[name], v) {
+		if _, ok := honouredExtension(extra, name); !ok {
 			continue
 		}
 		if out == nil {
@@ -65,6 +64,17 @@ func honouredExtensions(extra map[string]json.RawMessage) map[string]json.RawMes
 		out[name] = raw
 	}
 	return out
+}
+
+// honouredExtension returns the stored extension member name when it is
+// one registration would accept today (extensionMembers).
+func honouredExtension(extra map[string]json.RawMessage, name string) (string, bool) {
+	var v string
+	raw, ok := extra[name]
+	if !ok || json.Unmarshal(raw, &v) != nil || !slices.Contains(extensionMembers[name], v) {
+		return "", false
+	}
+	return v, true
 }
 
 // metadataRequest is a parsed registration or update request body.

@@ -121,14 +121,10 @@ const memberIDTokenAlg = "id_token_signed_response_alg"
 // client registered before it kept gets the default too: it cannot be
 // signed with, and never "none" (an unsigned token).
 func idTokenAlg(m *storage.Metadata) string {
-	var alg string
-	if raw, ok := m.Extra[memberIDTokenAlg]; ok {
-		_ = json.Unmarshal(raw, &alg)
+	if alg, ok := honouredExtension(m.Extra, memberIDTokenAlg); ok {
+		return alg
 	}
-	if !slices.Contains(idTokenAlgs, alg) {
-		return idTokenAlgs[0]
-	}
-	return alg
+	return idTokenAlgs[0]
 }
 
 // idToken signs an ID token (OpenID Connect Core 1.0 §2, §3.1.3.6) with
