@@ -58,30 +58,6 @@ const (
 	loginStartsWindow     = time.Minute
 )
 
-// startLimiter is a token bucket over the handler's clock.
-type startLimiter struct {
-	mu     sync.Mutex
-	tokens float64
-	last   time.Time
-}
-
-// allow takes a token at now, if there is one.
-func (l *startLimiter) allow(now time.Time) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.last.IsZero() {
-		l.tokens = pendingBurst
-	} else if d := now.Sub(l.last); d > 0 {
-		l.tokens = min(pendingBurst, l.tokens+d.Seconds()*pendingPerSecond)
-	}
-	l.last = now
-	if l.tokens < 1 {
-		return false
-	}
-	l.tokens--
-	return true
-}
-
 // Cookie names; on https they take the __Host- prefix, which binds a
 // cookie to this host, https and the path / (RFC 6265bis §4.1.3.2).
 const (
@@ -107,7 +83,7 @@ type loginState struct {
 	// starts bounds how fast sign-ins start, perAddress how fast one
 	// client address starts them (a table shared by the handlers on the
 	// store, across reloads; see shareSignInLimit).
-	starts            startLimiter
+	starts            *ratelimit.Bucket
 	perAddress        *ratelimit.Limiter
 	releasePerAddress func()
 }
@@ -119,7 +95,8 @@ func (s *Server) setupLogins(ctx context.Context) error {
 	if len(s.cfg.Logins) == 0 {
 		return nil
 	}
-	ls := &loginState{byName: map[string]*login.Login{}, ttl: s.cfg.SessionTTL, keys: map[int64][]byte{}}
+	ls := &loginState{byName: map[string]*login.Login{}, ttl: s.cfg.SessionTTL, keys: map[int64][]byte{},
+		starts: ratelimit.NewBucket(pendingBurst, pendingBurst*time.Second/pendingPerSecond)}
 	for _, l := range s.cfg.Logins {
 		if _, dup := ls.byName[l.Name]; dup {
 			return fmt.Errorf("two logins are named %s", l.Name)
@@ -407,7 +384,7 @@ func (s *Server) beginLogin(w http.ResponseWriter, r *http.Request, l *login.Log
 			return
 		}
 	}
-	if !s.logins.starts.allow(now) {
+	if !s.logins.starts.Allow(now) {
 		w.Header().Set("Retry-After", retryAfterSeconds)
 		s.showError(w, http.StatusServiceUnavailable, "Try again shortly", "Too many sign-ins are starting right now. Try again in a moment.")
 		return

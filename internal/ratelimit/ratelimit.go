@@ -27,20 +27,52 @@ type Limiter struct {
 	*table
 }
 
-// table holds the buckets of one burst and window.
-type table struct {
+// rate is a burst and the time one token takes to come back.
+type rate struct {
 	burst  float64
-	refill time.Duration // the time one token takes to come back
+	refill time.Duration
+}
+
+func newRate(burst int, window time.Duration) rate {
+	return rate{burst: float64(burst), refill: window / time.Duration(burst)}
+}
+
+// table holds the buckets of one rate.
+type table struct {
+	rate
 
 	mu        sync.Mutex
 	buckets   map[netip.Addr]bucket
 	lastSweep time.Time
 }
 
-// bucket is an address's tokens as of at.
+// bucket is the tokens of a bucket as of at.
 type bucket struct {
 	tokens float64
 	at     time.Time
+}
+
+// Bucket is a single token bucket, for a limit on everyone at once.
+type Bucket struct {
+	rate
+	mu sync.Mutex
+	b  *bucket // nil until the first take: a bucket starts full
+}
+
+// NewBucket returns a bucket of burst tokens, refilled over window.
+func NewBucket(burst int, window time.Duration) *Bucket {
+	return &Bucket{rate: newRate(burst, window)}
+}
+
+// Allow takes a token at now, if there is one.
+func (k *Bucket) Allow(now time.Time) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.b == nil {
+		k.b = &bucket{tokens: k.burst, at: now}
+	}
+	ok, _ := k.take(k.b, now)
+	return ok
 }
 
 // New returns a limiter with a table of its own.
@@ -49,7 +81,7 @@ func New(burst int, window time.Duration, exempt []netip.Prefix) *Limiter {
 }
 
 func newTable(burst int, window time.Duration) *table {
-	return &table{burst: float64(burst), refill: window / time.Duration(burst), buckets: map[netip.Addr]bucket{}}
+	return &table{rate: newRate(burst, window), buckets: map[netip.Addr]bucket{}}
 }
 
 // Key names a shared table: what it limits (registrations, sign-ins), and
@@ -150,25 +182,30 @@ func (t *table) take(key netip.Addr, now time.Time) (bool, time.Duration) {
 		t.makeRoom(now)
 		b = bucket{tokens: t.burst, at: now}
 	}
-	b.tokens = t.level(b, now)
+	allowed, wait := t.rate.take(&b, now)
+	t.buckets[key] = b
+	return allowed, wait
+}
+
+// take takes a token from b at now. When there is none it reports false
+// and how long until there is.
+func (r rate) take(b *bucket, now time.Time) (bool, time.Duration) {
+	b.tokens = r.level(*b, now)
 	b.at = now
 	if b.tokens < 1 {
-		t.buckets[key] = b
-		wait := time.Duration(math.Ceil((1 - b.tokens) * float64(t.refill)))
-		return false, wait
+		return false, time.Duration(math.Ceil((1 - b.tokens) * float64(r.refill)))
 	}
 	b.tokens--
-	t.buckets[key] = b
 	return true, 0
 }
 
 // level is b's tokens at now.
-func (t *table) level(b bucket, now time.Time) float64 {
+func (r rate) level(b bucket, now time.Time) float64 {
 	elapsed := now.Sub(b.at)
 	if elapsed <= 0 {
 		return b.tokens
 	}
-	return min(t.burst, b.tokens+float64(elapsed)/float64(t.refill))
+	return min(r.burst, b.tokens+float64(elapsed)/float64(r.refill))
 }
 
 // makeRoom keeps the table below its cap before a bucket is added. Called

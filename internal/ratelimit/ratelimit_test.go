@@ -69,3 +69,26 @@ func TestRateLimiterTableIsBounded(t *testing.T) {
 		t.Fatalf("%d buckets after every other one refilled, want 1", n)
 	}
 }
+
+// A Bucket starts full, refuses past its burst, and refills at its rate.
+func TestBucket(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	b := NewBucket(3, 3*time.Second) // one token a second
+	for i := range 3 {
+		if !b.Allow(now) {
+			t.Fatalf("take %d of the burst refused", i+1)
+		}
+	}
+	if b.Allow(now) {
+		t.Fatal("a take past the burst allowed")
+	}
+	if b.Allow(now.Add(900 * time.Millisecond)) {
+		t.Fatal("allowed before a token came back")
+	}
+	if !b.Allow(now.Add(1100 * time.Millisecond)) {
+		t.Fatal("refused after a token came back")
+	}
+	if !b.Allow(now.Add(time.Hour)) || !b.Allow(now.Add(time.Hour)) || !b.Allow(now.Add(time.Hour)) || b.Allow(now.Add(time.Hour)) {
+		t.Fatal("a long wait refills the burst, not more")
+	}
+}
