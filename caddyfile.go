@@ -3,7 +3,6 @@ package caddydcr
 import (
 	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -267,9 +266,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := singleString(d, &h.AccessTokenSigningAlg); err != nil {
 				return err
 			}
-			if !slices.Contains(handlers.AccessTokenSigningAlgs, h.AccessTokenSigningAlg) {
-				return d.Errf("%s: %q is not one of %s", name, h.AccessTokenSigningAlg,
-					strings.Join(handlers.AccessTokenSigningAlgs, ", "))
+			if err := handlers.CheckAccessTokenSigningAlg(h.AccessTokenSigningAlg); err != nil {
+				return d.Errf("%s: %v", name, err)
 			}
 		case "refresh_reuse_window":
 			var v string

@@ -413,9 +413,10 @@ func (h *Handler) validate() error {
 	if h.MaxBodySize < 0 {
 		return fmt.Errorf("max_body_size must not be negative")
 	}
-	if h.AccessTokenSigningAlg != "" && !slices.Contains(handlers.AccessTokenSigningAlgs, h.AccessTokenSigningAlg) {
-		return fmt.Errorf("access_token_signing_alg %q is not one of %s",
-			h.AccessTokenSigningAlg, strings.Join(handlers.AccessTokenSigningAlgs, ", "))
+	if h.AccessTokenSigningAlg != "" {
+		if err := handlers.CheckAccessTokenSigningAlg(h.AccessTokenSigningAlg); err != nil {
+			return fmt.Errorf("access_token_signing_alg %w", err)
+		}
 	}
 	if h.TokenCacheSize < 0 {
 		return fmt.Errorf("token_cache_size must not be negative")

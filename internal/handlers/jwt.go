@@ -60,6 +60,15 @@ var idTokenAlgs = []string{algRS256, jwtAlg}
 // with (Config.AccessTokenSigningAlg).
 var AccessTokenSigningAlgs = []string{jwtAlg, algRS256}
 
+// CheckAccessTokenSigningAlg refuses an algorithm access tokens cannot be
+// signed with; the caller names the setting.
+func CheckAccessTokenSigningAlg(alg string) error {
+	if !slices.Contains(AccessTokenSigningAlgs, alg) {
+		return fmt.Errorf("%q is not one of %s", alg, strings.Join(AccessTokenSigningAlgs, ", "))
+	}
+	return nil
+}
+
 // signingAlgs are the algorithms the key ring keeps keys for. ES256 always
 // has one; RS256 gets its first the first time something is signed with it
 // (signRSA), since making an RSA key takes a tenth of a second to a second.

@@ -287,17 +287,15 @@ func New(ctx context.Context, store storage.Store, cfg Config) (*Server, error) 
 	if err != nil {
 		return nil, err
 	}
-	switch s.keys.accessAlg = cfg.AccessTokenSigningAlg; s.keys.accessAlg {
-	case jwtAlg:
-	case algRS256:
+	if err := CheckAccessTokenSigningAlg(cfg.AccessTokenSigningAlg); err != nil {
+		return nil, fmt.Errorf("access token signing algorithm %w", err)
+	}
+	if s.keys.accessAlg = cfg.AccessTokenSigningAlg; s.keys.accessAlg == algRS256 {
 		// Resource servers may fetch the JWKS before the first token is
 		// issued: the RS256 key exists from the start, not from then.
 		if err := s.keys.load(ctx, true, true); err != nil {
 			return nil, err
 		}
-	default:
-		return nil, fmt.Errorf("access token signing algorithm %q is not one of %s",
-			cfg.AccessTokenSigningAlg, strings.Join(AccessTokenSigningAlgs, ", "))
 	}
 	s.tokens = tokenCacheOf(store)
 	// The consent forms' key lives in the store, so a form stays valid
