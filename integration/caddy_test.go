@@ -201,6 +201,23 @@ func (e *env) load(config string) {
 	// that says nothing about dcr). TestReloadUnderLoadFailsNothing is
 	// the test of requests in flight across a reload.
 	http.DefaultClient.CloseIdleConnections()
+	// Old and new servers accept on one shared listener, and a
+	// connection the old one accepted just before its Shutdown is closed
+	// unanswered (net/http drops a request read while shutting down):
+	// wait until the site answers a fresh connection, so that the test's
+	// next request meets the new config only.
+	probe := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Second}
+	for i := 0; ; i++ {
+		resp, err := probe.Head(e.url("/"))
+		if err == nil {
+			resp.Body.Close()
+			return
+		}
+		if i == 50 {
+			e.t.Fatalf("after the reload the site does not answer: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // validate runs `caddy validate` on testdata/<config> and returns its
